@@ -1,0 +1,374 @@
+"""One HTTP/2 connection carrying gRPC calls, driven by trio.
+
+`GrpcConnection` owns a byte stream (unix or TCP socket) and a `GrpcProtocol` (the
+sans-IO state machine). It runs two tasks in a nursery that its opener provides:
+
+- the *reader* receives bytes, feeds them to the protocol and hands each event to its
+  `GrpcStream`; it never blocks on anything but the socket, so a slow call can never
+  stall the others;
+- the *writer* is the only task that writes to the socket. Everyone else queues frames
+  in the protocol and calls `Writer.kick()` (do not wait) or `await Writer.flush()`
+  (wait until what I queued has left), which coalesces concurrent sends into one write.
+
+Bounded buffers: a stream's inbox holds messages the application has not consumed yet,
+and their bytes are acknowledged to the peer (HTTP/2 WINDOW_UPDATE) only when consumed,
+so the peer can never send more than one stream window ahead. Outbound, a sender waits
+for the peer's window and then for its bytes to reach the socket.
+
+Error handling: when the connection ends (EOF, reset, protocol error, or closing it
+ourselves) every open stream is aborted with UNAVAILABLE, which wakes whoever waits on
+it; a RST_STREAM aborts its stream with CANCELLED. `GrpcStream.on_abort` lets a server
+cancel the handler of an aborted stream.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import logging
+import struct
+from collections.abc import Callable, Sequence
+from typing import Any, Final
+
+import attrs
+import h2.errors
+import h2.exceptions
+import trio
+
+from ._protocol import (
+    ConnectionTerminated,
+    GrpcProtocol,
+    MessageReceived,
+    RequestEnded,
+    RequestReceived,
+    ResponseEnded,
+    ResponseReceived,
+    StreamFailed,
+    StreamReset,
+    WindowUpdated,
+)
+from ._status import GrpcError, StatusCode
+
+LOGGER = logging.getLogger(__name__)
+
+RECEIVE_CHUNK: Final = 64 * 1024
+# How long a closing connection may spend writing its last frames (a GOAWAY).
+GOODBYE_TIMEOUT: Final = 0.5
+# A gRPC message on the wire: a compressed flag (always 0 here) and a 4-byte length.
+_MESSAGE_PREFIX = struct.Struct(">?I")
+
+Metadata = Sequence[tuple[str, str | bytes]]
+# Events that mark the end of what the peer sends on a stream.
+_END_EVENTS = (RequestEnded, ResponseEnded)
+
+
+class Writer:
+    """The single task that writes a connection's queued frames to its socket."""
+
+    def __init__(self, protocol: GrpcProtocol, transport: trio.abc.Stream) -> None:
+        self._protocol = protocol
+        self._transport = transport
+        self._requested = 0  # generation of the newest kick
+        self._written = 0  # generation whose bytes have all been written
+        self._wakeup = trio.Event()
+        self._progress = trio.Event()
+        self._failure: BaseException | None = None
+
+    def kick(self) -> None:
+        """Ask for queued frames to be written soon; does not wait."""
+        self._requested += 1
+        self._wakeup.set()
+
+    async def flush(self) -> None:
+        """Write everything queued so far before returning.
+
+        Raises:
+          GrpcError: UNAVAILABLE, when the connection can no longer be written to.
+        """
+        self.kick()
+        target = self._requested
+        while self._written < target:
+            if self._failure is not None:
+                raise GrpcError(StatusCode.UNAVAILABLE, "connection lost") from self._failure
+            progress = self._progress
+            await progress.wait()
+
+    async def run(self) -> None:
+        """Write until the transport breaks; then return (the reader notices the rest)."""
+        while True:
+            await self._wakeup.wait()
+            self._wakeup = trio.Event()
+            target = self._requested
+            data = self._protocol.data_to_send()
+            if data:
+                try:
+                    await self._transport.send_all(data)
+                except (trio.BrokenResourceError, trio.ClosedResourceError) as error:
+                    LOGGER.debug("connection writer stopped: %r", error)
+                    self._failure = error
+                    self._progress.set()
+                    return
+            self._written = target
+            self._progress.set()
+            self._progress = trio.Event()
+
+
+class GrpcStream:
+    """One gRPC call on a connection, from either end.
+
+    Created by `GrpcConnection.open_stream` (client) or by the reader for each request
+    (server). Receiving and sending are each meant for one task at a time.
+    """
+
+    def __init__(self, connection: GrpcConnection, stream_id: int) -> None:
+        self.connection = connection
+        self.stream_id = stream_id
+        self.headers: RequestReceived | ResponseReceived | None = None
+        self.trailers: ResponseEnded | None = None
+        self.remote_ended = False
+        # Called once, synchronously, when the stream is aborted (reset by the peer,
+        # failed, or its connection lost). A server cancels the handler here.
+        self.on_abort: Callable[[GrpcError], None] | None = None
+        self._inbox: collections.deque[Any] = collections.deque()
+        self._inbox_changed = trio.Event()
+        self._window_opened = trio.Event()
+        self._abort: GrpcError | None = None
+
+    @property
+    def aborted(self) -> GrpcError | None:
+        return self._abort
+
+    # -- called by the reader ---------------------------------------------------------
+
+    def _deliver(self, event: Any) -> None:
+        if isinstance(event, RequestReceived | ResponseReceived):
+            self.headers = event
+            return
+        if isinstance(event, ResponseEnded):
+            self.trailers = event
+        if isinstance(event, _END_EVENTS):
+            self.remote_ended = True
+        self._inbox.append(event)
+        self._inbox_changed.set()
+
+    def _window_update(self) -> None:
+        self._window_opened.set()
+        self._window_opened = trio.Event()
+
+    def _aborted(self, error: GrpcError) -> None:
+        if self._abort is not None:
+            return
+        self._abort = error
+        self._inbox_changed.set()
+        self._window_opened.set()
+        if self.on_abort is not None:
+            self.on_abort(error)
+
+    # -- used by calls and handlers ----------------------------------------------------
+
+    async def receive_message(self) -> bytes | None:
+        """The next message from the peer, or None once the peer has ended its side.
+
+        Raises:
+          GrpcError: the stream was aborted (reset, failed, or connection lost).
+        """
+        while not self._inbox:
+            if self._abort is not None:
+                raise self._abort
+            self._inbox_changed = trio.Event()
+            await self._inbox_changed.wait()
+        event = self._inbox.popleft()
+        if isinstance(event, _END_EVENTS):
+            self._inbox.appendleft(event)  # the end stays the end for later calls
+            return None
+        assert isinstance(event, MessageReceived)
+        # Consumed: only now may the peer send this many bytes more.
+        self.connection.protocol.acknowledge_received_data(
+            self.stream_id, event.flow_controlled_length
+        )
+        self.connection.writer.kick()
+        data: bytes = event.data
+        return data
+
+    async def send_message(self, message: bytes, *, end_stream: bool = False) -> None:
+        """Send one message, respecting the peer's flow-control window.
+
+        Returns when the message's bytes have been written to the socket.
+
+        Raises:
+          GrpcError: the stream was aborted or the connection lost.
+        """
+        protocol = self.connection.protocol
+        frame = memoryview(_MESSAGE_PREFIX.pack(False, len(message)) + message)
+        while frame:
+            if self._abort is not None:
+                raise self._abort
+            window = protocol.flow_control_window(self.stream_id)
+            if window <= 0:
+                opened = self._window_opened
+                self.connection.writer.kick()
+                await opened.wait()
+                continue
+            chunk, frame = frame[:window], frame[window:]
+            protocol.send_data(self.stream_id, bytes(chunk), end_stream=end_stream and not frame)
+        await self.connection.writer.flush()
+
+    def reset(self, error_code: int = h2.errors.ErrorCodes.CANCEL) -> None:
+        """Abandon the stream: send RST_STREAM (unless it is already closed) and forget it.
+
+        Synchronous, so it can run in cleanup code under cancellation.
+        """
+        if self.connection.forget(self):
+            self.connection.protocol.reset_stream(self.stream_id, error_code)
+            self.connection.writer.kick()
+
+
+@attrs.define(eq=False)
+class GrpcConnection:
+    """The streams of one connection, and the tasks that move its bytes.
+
+    Args:
+      transport: The connected byte stream; the connection closes it when it ends.
+      protocol: The sans-IO state machine for this connection.
+      name: Names the peer in log lines and error messages.
+      on_request: Server side: called by the reader with each new request stream. It
+        must not block (it starts a handler in a nursery).
+    """
+
+    transport: trio.abc.Stream
+    protocol: GrpcProtocol
+    name: str
+    on_request: Callable[[GrpcStream], None] | None = None
+    streams: dict[int, GrpcStream] = attrs.field(factory=dict, init=False)
+    writer: Writer = attrs.field(init=False)
+    closed: GrpcError | None = attrs.field(default=None, init=False)
+    accepts_new_streams: bool = attrs.field(default=True, init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self.writer = Writer(self.protocol, self.transport)
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Move bytes until the connection ends; then abort what is left and close.
+
+        Returns when the peer closes the connection or it breaks. Cancel it to close
+        the connection from this side.
+        """
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self.writer.run)
+                self.protocol.initiate_connection()
+                self.writer.kick()
+                task_status.started()
+                reason = await self._read_until_closed()
+                # Give the writer a moment for a final GOAWAY, then stop it.
+                with trio.move_on_after(GOODBYE_TIMEOUT), contextlib.suppress(GrpcError):
+                    await self.writer.flush()
+                nursery.cancel_scope.cancel(reason=f"connection {self.name} ended")
+                self._lost(GrpcError(StatusCode.UNAVAILABLE, f"{self.name}: {reason}"))
+        finally:
+            self._lost(GrpcError(StatusCode.UNAVAILABLE, f"{self.name}: connection closed"))
+            await trio.aclose_forcefully(self.transport)
+
+    async def _read_until_closed(self) -> str:
+        while True:
+            try:
+                data = await self.transport.receive_some(RECEIVE_CHUNK)
+            except (trio.BrokenResourceError, trio.ClosedResourceError) as error:
+                return f"connection broken ({error})"
+            if not data:
+                return "connection closed by peer"
+            try:
+                events = self.protocol.receive_data(data)
+            except h2.exceptions.ProtocolError as error:
+                # h2 has queued a GOAWAY naming the error; the caller flushes it.
+                LOGGER.info("closing connection %s: HTTP/2 protocol error: %s", self.name, error)
+                return f"HTTP/2 protocol error: {error}"
+            for event in events:
+                self._dispatch(event)
+            self.writer.kick()
+
+    def _dispatch(self, event: Any) -> None:
+        if isinstance(event, WindowUpdated):
+            targets = (
+                self.streams.values()
+                if event.stream_id == 0
+                else ([self.streams[event.stream_id]] if event.stream_id in self.streams else [])
+            )
+            for waiting in list(targets):
+                waiting._window_update()
+        elif isinstance(event, RequestReceived):
+            self._request_received(event)
+        elif isinstance(event, StreamReset):
+            self._abort_stream(
+                event.stream_id,
+                GrpcError(
+                    StatusCode.CANCELLED, f"stream reset by peer (HTTP/2 error {event.error_code})"
+                ),
+            )
+        elif isinstance(event, StreamFailed):
+            self._stream_failed(event)
+        elif isinstance(event, ConnectionTerminated):
+            self._goaway_received(event)
+        else:
+            stream = self.streams.get(event.stream_id)
+            if stream is not None:
+                stream._deliver(event)
+            elif isinstance(event, MessageReceived):
+                # Nobody will consume it: give the window back at once.
+                self.protocol.acknowledge_received_data(
+                    event.stream_id, event.flow_controlled_length
+                )
+
+    def _request_received(self, event: RequestReceived) -> None:
+        stream = GrpcStream(self, event.stream_id)
+        stream.headers = event
+        if self.on_request is None or not self.accepts_new_streams:
+            self.protocol.reset_stream(event.stream_id, h2.errors.ErrorCodes.REFUSED_STREAM)
+            return
+        self.streams[event.stream_id] = stream
+        self.on_request(stream)
+
+    def _stream_failed(self, event: StreamFailed) -> None:
+        error = GrpcError(event.code, event.message)
+        if self.protocol.config.client_side:
+            self.protocol.reset_stream(event.stream_id, h2.errors.ErrorCodes.PROTOCOL_ERROR)
+        else:
+            self.protocol.end_call(event.stream_id, event.code, event.message)
+        self._abort_stream(event.stream_id, error)
+
+    def _goaway_received(self, event: ConnectionTerminated) -> None:
+        self.accepts_new_streams = False
+        error = GrpcError(StatusCode.UNAVAILABLE, f"{self.name} is going away")
+        for stream_id in list(self.streams):
+            if event.error_code != h2.errors.ErrorCodes.NO_ERROR or (
+                stream_id > event.last_stream_id and stream_id % 2 == 1
+            ):
+                self._abort_stream(stream_id, error)
+
+    def _abort_stream(self, stream_id: int, error: GrpcError) -> None:
+        stream = self.streams.pop(stream_id, None)
+        if stream is not None:
+            stream._aborted(error)
+
+    def _lost(self, error: GrpcError) -> None:
+        if self.closed is None:
+            self.closed = error
+        self.accepts_new_streams = False
+        for stream_id in list(self.streams):
+            self._abort_stream(stream_id, error)
+
+    # -- stream table --------------------------------------------------------------------
+
+    def open_stream(self, stream_id: int) -> GrpcStream:
+        """Register a new client stream (its headers are sent by the caller)."""
+        if self.closed is not None:
+            raise self.closed
+        if not self.accepts_new_streams:
+            raise GrpcError(StatusCode.UNAVAILABLE, f"{self.name} is going away")
+        stream = GrpcStream(self, stream_id)
+        self.streams[stream_id] = stream
+        return stream
+
+    def forget(self, stream: GrpcStream) -> bool:
+        """Drop a finished stream from the table; True if it was still there."""
+        return self.streams.pop(stream.stream_id, None) is not None

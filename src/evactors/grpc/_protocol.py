@@ -1,0 +1,225 @@
+"""The sans-IO gRPC-over-HTTP/2 state machine: purerpc's, with its gaps closed.
+
+purerpc's `GRPCConnection` turns bytes into gRPC events and back, and does it well,
+but it drops what a correct peer must react to and lets one bad stream take the whole
+connection down (see ../shared/facts/purerpc-here.md, gaps 1, 4, 5, 6, 7). This subclass
+keeps purerpc's parsing and framing and changes only the event handlers:
+
+- RST_STREAM becomes `StreamReset` and GOAWAY becomes `ConnectionTerminated`, so the
+  I/O layer can cancel exactly the affected calls;
+- a malformed request or response, an oversized message, a compressed message or an
+  unsupported `grpc-encoding` becomes `StreamFailed` for that stream alone;
+- the per-stream read buffer is dropped as soon as its stream ends, fails or is reset.
+
+It does no I/O and knows nothing of trio: `evactors.grpc._connection` drives it. The
+purerpc internals it relies on are checked by tests/test_purerpc_internals.py, which is
+why purerpc and h2 are pinned exactly.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+import h2.errors
+import h2.events
+from purerpc.grpclib.buffers import MessageReadBuffer
+from purerpc.grpclib.config import GRPCConfiguration
+from purerpc.grpclib.connection import GRPCConnection
+from purerpc.grpclib.events import (
+    MessageReceived,
+    RequestEnded,
+    RequestReceived,
+    ResponseEnded,
+    ResponseReceived,
+    WindowUpdated,
+)
+from purerpc.grpclib.exceptions import (
+    MessageTooLargeError,
+    ProtocolError,
+    UnsupportedMessageEncodingError,
+)
+from purerpc.grpclib.headers import HeaderDict
+from purerpc.grpclib.status import Status
+
+from ._status import StatusCode
+
+__all__ = [
+    "ConnectionTerminated",
+    "GrpcProtocol",
+    "MessageReceived",
+    "RequestEnded",
+    "RequestReceived",
+    "ResponseEnded",
+    "ResponseReceived",
+    "StreamFailed",
+    "StreamReset",
+    "WindowUpdated",
+]
+
+# Errors purerpc's header parsing raises for a malformed request or response
+# (a missing header is a KeyError, a bad :path or grpc-timeout a ValueError).
+_MALFORMED_HEADERS = (ProtocolError, KeyError, ValueError, IndexError)
+# The only message encoding evactors speaks. Compression is refused rather than
+# supported: requests are tiny, and inflating untrusted input is a decompression
+# bomb waiting to happen (purerpc checks the size before inflating).
+IDENTITY = "identity"
+
+
+@attrs.frozen
+class StreamReset:
+    """The peer reset a stream (RST_STREAM): its call is over, abandon it."""
+
+    stream_id: int
+    error_code: int
+
+
+@attrs.frozen
+class ConnectionTerminated:
+    """The peer sent GOAWAY: no new streams; streams above `last_stream_id` never ran."""
+
+    error_code: int
+    last_stream_id: int
+
+
+@attrs.frozen
+class StreamFailed:
+    """One stream cannot go on (bad headers, bad message); the others are unaffected."""
+
+    stream_id: int
+    code: StatusCode
+    message: str
+
+
+class GrpcProtocol(GRPCConnection):  # type: ignore[misc]
+    """purerpc's gRPC connection state machine with per-stream failure handling.
+
+    Args:
+      client_side: True for the dialling end.
+      max_message_length: The largest message accepted, in bytes. The per-stream
+        HTTP/2 receive window is twice this, and a stream's data is acknowledged only
+        when the application consumes it, so this bounds what one stream can buffer.
+      max_concurrent_streams: Advertised to the peer; a server refuses streams beyond it.
+    """
+
+    def __init__(
+        self, *, client_side: bool, max_message_length: int, max_concurrent_streams: int
+    ) -> None:
+        # purerpc reads these class attributes while it initialises its settings.
+        self.MAX_CONCURRENT_STREAMS = max_concurrent_streams
+        super().__init__(
+            GRPCConfiguration(client_side=client_side, max_message_length=max_message_length)
+        )
+        self._responses_started: set[int] = set()
+
+    # -- requests (server side) ------------------------------------------------------
+
+    def _request_received(self, event: h2.events.RequestReceived) -> list[Any]:
+        stream_id = event.stream_id
+        try:
+            request = RequestReceived.parse_from_stream_id_and_headers_destructive(
+                stream_id, HeaderDict(event.headers)
+            )
+        except _MALFORMED_HEADERS as error:
+            return [StreamFailed(stream_id, StatusCode.INTERNAL, f"malformed request: {error}")]
+        if request.message_encoding not in {None, IDENTITY}:
+            return [
+                StreamFailed(
+                    stream_id,
+                    StatusCode.UNIMPLEMENTED,
+                    f"grpc-encoding {request.message_encoding!r} is not supported",
+                )
+            ]
+        if event.stream_ended:
+            return [StreamFailed(stream_id, StatusCode.INTERNAL, "request ended without a message")]
+        self._open_read_buffer(stream_id)
+        return [request]
+
+    # -- responses (client side) -----------------------------------------------------
+
+    def _response_received(self, event: h2.events.ResponseReceived) -> list[Any]:
+        try:
+            events: list[Any] = super()._response_received(event)
+        except _MALFORMED_HEADERS as error:
+            return [self._fail(event.stream_id, StatusCode.UNKNOWN, f"malformed response: {error}")]
+        if event.stream_ended:
+            self.message_read_buffers.pop(event.stream_id, None)
+        return events
+
+    def _trailers_received(self, event: h2.events.TrailersReceived) -> list[Any]:
+        self.message_read_buffers.pop(event.stream_id, None)
+        try:
+            events: list[Any] = super()._trailers_received(event)
+        except _MALFORMED_HEADERS as error:
+            return [
+                StreamFailed(event.stream_id, StatusCode.UNKNOWN, f"malformed trailers: {error}")
+            ]
+        return events
+
+    # -- messages ----------------------------------------------------------------------
+
+    def _open_read_buffer(self, stream_id: int) -> None:
+        self.message_read_buffers[stream_id] = MessageReadBuffer(
+            None, self.config.max_message_length
+        )
+
+    def _data_received(self, event: h2.events.DataReceived) -> list[Any]:
+        stream_id = event.stream_id
+        buffer = self.message_read_buffers.get(stream_id)
+        if buffer is None:
+            # Data for a stream we already gave up on: hand the window back and drop it.
+            self.h2_connection.acknowledge_received_data(event.flow_controlled_length, stream_id)
+            return []
+        try:
+            buffer.data_received(event.data, event.flow_controlled_length)
+        except MessageTooLargeError as error:
+            return [self._fail(stream_id, StatusCode.RESOURCE_EXHAUSTED, str(error))]
+        except UnsupportedMessageEncodingError:
+            return [
+                self._fail(stream_id, StatusCode.INTERNAL, "compressed messages are not supported")
+            ]
+        return [
+            MessageReceived(stream_id, message, length)
+            for message, length in buffer.read_all_complete_messages_flowcontrol()
+        ]
+
+    def _fail(self, stream_id: int, code: StatusCode, message: str) -> StreamFailed:
+        self.message_read_buffers.pop(stream_id, None)
+        return StreamFailed(stream_id, code, message)
+
+    # -- stream and connection ends ----------------------------------------------------
+
+    def _stream_reset(self, event: h2.events.StreamReset) -> list[Any]:
+        self.message_read_buffers.pop(event.stream_id, None)
+        return [StreamReset(event.stream_id, int(event.error_code))]
+
+    def _connection_terminated(self, event: h2.events.ConnectionTerminated) -> list[Any]:
+        return [ConnectionTerminated(int(event.error_code), event.last_stream_id or 0)]
+
+    # -- server responses -------------------------------------------------------------
+
+    def start_response(self, stream_id: int, custom_metadata: Any = ()) -> None:
+        super().start_response(stream_id, "+proto", custom_metadata)
+        self._responses_started.add(stream_id)
+
+    def end_call(self, stream_id: int, code: StatusCode, message: str = "") -> None:
+        """Send the call's final status (trailers, or a trailers-only response)."""
+        self.message_read_buffers.pop(stream_id, None)
+        stream = self.h2_connection.streams.get(stream_id)
+        if stream is None or stream.closed:
+            self._responses_started.discard(stream_id)
+            return
+        status = Status(int(code), message)
+        if stream_id in self._responses_started:
+            self._responses_started.remove(stream_id)
+            self.end_response(stream_id, status)
+        else:
+            self.respond_status(stream_id, status, "+proto")
+
+    def reset_stream(self, stream_id: int, error_code: int = h2.errors.ErrorCodes.CANCEL) -> None:
+        """Send RST_STREAM, unless the stream is already closed (then there is nothing to do)."""
+        self.message_read_buffers.pop(stream_id, None)
+        self._responses_started.discard(stream_id)
+        stream = self.h2_connection.streams.get(stream_id)
+        if stream is not None and not stream.closed:
+            self.h2_connection.reset_stream(stream_id, error_code)
