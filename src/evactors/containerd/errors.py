@@ -1,0 +1,72 @@
+"""containerd's errors as Python exceptions that callers can catch precisely.
+
+containerd reports errors as gRPC statuses (its `errdefs` package maps them one to
+one); `translate` turns a `GrpcError` from a containerd call into the matching class.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from contextlib import contextmanager
+
+from evactors.grpc import GrpcError, StatusCode
+
+
+class ContainerdError(Exception):
+    """A containerd call failed. Subclasses name the failures callers act on.
+
+    Attributes:
+      code: The gRPC status containerd answered with.
+      message: containerd's message (it names the object, e.g. `container "c1": not found`).
+    """
+
+    def __init__(self, code: StatusCode, message: str) -> None:
+        super().__init__(code, message)
+        self.code = code
+        self.message = message
+
+    def __str__(self) -> str:
+        return f"{self.message} ({self.code.name})"
+
+
+class NotFound(ContainerdError):
+    """The object does not exist."""
+
+
+class AlreadyExists(ContainerdError):
+    """An object with that name or id exists already."""
+
+
+class FailedPrecondition(ContainerdError):
+    """The object is in the wrong state for this, e.g. deleting a running task."""
+
+
+class InvalidArgument(ContainerdError):
+    """containerd rejected the request itself (a bad filter, a missing namespace)."""
+
+
+class Unavailable(ContainerdError):
+    """containerd cannot be reached, or the connection to it was lost."""
+
+
+_BY_CODE: dict[StatusCode, type[ContainerdError]] = {
+    StatusCode.NOT_FOUND: NotFound,
+    StatusCode.ALREADY_EXISTS: AlreadyExists,
+    StatusCode.FAILED_PRECONDITION: FailedPrecondition,
+    StatusCode.INVALID_ARGUMENT: InvalidArgument,
+    StatusCode.UNAVAILABLE: Unavailable,
+}
+
+
+def translate(error: GrpcError) -> ContainerdError:
+    """The containerd exception for a failed call's status."""
+    return _BY_CODE.get(error.code, ContainerdError)(error.code, error.message)
+
+
+@contextmanager
+def translated_errors() -> Generator[None, None, None]:
+    """Re-raise a `GrpcError` from the block as the matching `ContainerdError`."""
+    try:
+        yield
+    except GrpcError as error:
+        raise translate(error) from None

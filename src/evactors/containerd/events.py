@@ -1,0 +1,116 @@
+"""containerd events: the envelope, and its payload decoded by type URL.
+
+containerd wraps each event payload in a `google.protobuf.Any` whose type URL is the
+bare message name (`containerd.events.TaskStart`, no `type.googleapis.com/` prefix).
+protobuf's own `Any.Unpack` quietly fails on such URLs (../shared/facts), so the
+payload class is looked up here by name. A type URL nobody registered, or bytes that do
+not parse, are kept as a `RawPayload`: an event is never dropped for its payload.
+"""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+from typing import Final
+
+import attrs
+from google.protobuf.any_pb2 import Any as AnyProto
+from google.protobuf.message import DecodeError, Message
+
+from evactors._generated.containerd.events import (
+    container_pb2,
+    content_pb2,
+    image_pb2,
+    namespace_pb2,
+    sandbox_pb2,
+    snapshot_pb2,
+    task_pb2,
+)
+from evactors._generated.containerd.services.events.v1 import events_pb2
+
+_PAYLOAD_MODULES = (
+    container_pb2,
+    content_pb2,
+    image_pb2,
+    namespace_pb2,
+    sandbox_pb2,
+    snapshot_pb2,
+    task_pb2,
+)
+
+
+def _payload_classes() -> dict[str, type[Message]]:
+    classes: dict[str, type[Message]] = {}
+    for module in _PAYLOAD_MODULES:
+        for descriptor in module.DESCRIPTOR.message_types_by_name.values():
+            classes[descriptor.full_name] = getattr(module, descriptor.name)
+    return classes
+
+
+# Every event payload containerd 1.6 to 2.x publishes, by full message name. (Image
+# events live in package containerd.services.images.v1, not containerd.events.)
+PAYLOAD_TYPES: Final = MappingProxyType(_payload_classes())
+
+
+@attrs.frozen
+class RawPayload:
+    """A payload whose type is unknown here, or whose bytes did not parse."""
+
+    type_url: str
+    value: bytes
+
+
+Payload = Message | RawPayload
+
+
+@attrs.frozen
+class Envelope:
+    """One event as containerd delivered it, with its payload decoded.
+
+    Attributes:
+      timestamp: When containerd published it, Unix nanoseconds.
+      namespace: The containerd namespace it happened in.
+      topic: e.g. `/tasks/exit`.
+      payload: The typed message (e.g. `TaskExit`), or a `RawPayload`.
+    """
+
+    timestamp: int
+    namespace: str
+    topic: str
+    payload: Payload
+
+    @property
+    def type_url(self) -> str:
+        if isinstance(self.payload, RawPayload):
+            return self.payload.type_url
+        return str(self.payload.DESCRIPTOR.full_name)
+
+
+def decode_payload(any_payload: AnyProto) -> Payload:
+    """The typed payload of an Any, or a `RawPayload` when it cannot be typed."""
+    type_url: str = any_payload.type_url
+    # Accept `type.googleapis.com/name` too, as other publishers may send it.
+    payload_class = PAYLOAD_TYPES.get(type_url.rpartition("/")[2])
+    if payload_class is not None:
+        try:
+            return payload_class.FromString(any_payload.value)
+        except DecodeError:
+            pass
+    return RawPayload(type_url, bytes(any_payload.value))
+
+
+def decode_envelope(envelope: events_pb2.Envelope) -> Envelope:
+    """Decode one envelope from `Events/Subscribe`."""
+    stamp = envelope.timestamp
+    return Envelope(
+        timestamp=stamp.seconds * 1_000_000_000 + stamp.nanos,
+        namespace=envelope.namespace,
+        topic=envelope.topic,
+        payload=decode_payload(envelope.event),
+    )
+
+
+def encode_payload(payload: Payload) -> AnyProto:
+    """Wrap a payload in an Any with containerd's bare type URL (for Publish)."""
+    if isinstance(payload, RawPayload):
+        return AnyProto(type_url=payload.type_url, value=payload.value)
+    return AnyProto(type_url=payload.DESCRIPTOR.full_name, value=payload.SerializeToString())

@@ -1,0 +1,153 @@
+"""Payload JSON as `ctr events` prints it, and Go's time formats.
+
+`ctr events` marshals each payload with Go's `encoding/json` on containerd's generated
+structs. That JSON differs from protobuf's canonical JSON mapping, so it is rebuilt
+here from the message descriptor by Go's rules:
+
+- keys are the proto field names (`container_id`, `exit_status`), in declaration order;
+- zero scalars, empty strings, lists and maps, and unset messages are omitted
+  (every field is tagged `omitempty`); map keys are sorted;
+- timestamps are never omitted (a Go `time.Time` is a struct) and print as RFC 3339
+  with trailing zeros of the fraction trimmed (`2026-12-04T15:53:10.432489902Z`); one
+  absent on the wire is Go's zero time, `0001-01-01T00:00:00Z`;
+- 64-bit integers are plain numbers, bytes are standard base64, an `Any` is
+  `{"type_url": ..., "value": ...}`;
+- strings escape `<`, `>`, `&`, U+2028 and U+2029 as `\\u003c` and so on, and control
+  characters as `\\u00XX`, like Go's HTML-safe encoder.
+
+A `RawPayload` renders as an `Any` would: `{"type_url": ..., "value": base64}`.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import json
+import re
+from typing import Any
+
+from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.message import Message
+
+from .events import Payload, RawPayload
+
+_TIMESTAMP = "google.protobuf.Timestamp"
+_ANY = "google.protobuf.Any"
+_NS_PER_S = 1_000_000_000
+_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
+# What Go prints for a time.Time that was never set (a timestamp absent on the wire).
+GO_ZERO_TIME = "0001-01-01T00:00:00Z"
+# Python's json escapes these differently from Go (which also escapes HTML characters).
+_GO_ESCAPES = {
+    "\\b": "\\u0008",
+    "\\f": "\\u000c",
+    "<": "\\u003c",
+    ">": "\\u003e",
+    "&": "\\u0026",
+    "\u2028": "\\u2028",
+    "\u2029": "\\u2029",
+}
+# An escape sequence (consumed whole, so `\\b` is never mistaken for `\b`) or a
+# character Go escapes and Python does not.
+_ESCAPE_PATTERN = re.compile(r'\\(?:u[0-9a-fA-F]{4}|["\\/bfnrt])|[<>&\u2028\u2029]')
+
+
+def payload_json(payload: Payload) -> str:
+    """The payload as the JSON text `ctr events` prints for it."""
+    if isinstance(payload, RawPayload):
+        return _encode(_any_value(payload.type_url, payload.value))
+    return _encode(_message_value(payload))
+
+
+def _encode(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return _ESCAPE_PATTERN.sub(lambda match: _GO_ESCAPES.get(match[0], match[0]), text)
+
+
+# Descriptors are typed loosely: protobuf's stubs type them as a union of the pure-Python
+# and upb classes, which share the attributes used here but not a declared base.
+Descriptor = Any
+
+
+def _message_value(message: Message) -> dict[str, Any]:
+    descriptor: Descriptor = message.DESCRIPTOR
+    if descriptor.full_name == _ANY:
+        return _any_value(getattr(message, "type_url"), getattr(message, "value"))  # ruff: ignore[get-attr-with-constant]
+    result: dict[str, Any] = {}
+    for field in descriptor.fields:
+        value = getattr(message, field.name)
+        if _is_map(field):
+            if value:
+                result[field.name] = {
+                    key: _single_value(field.message_type.fields_by_name["value"], value[key])
+                    for key in sorted(value)
+                }
+        elif field.is_repeated:
+            if value:
+                result[field.name] = [_single_value(field, item) for item in value]
+        elif field.message_type is not None and field.message_type.full_name == _TIMESTAMP:
+            result[field.name] = (
+                _timestamp_value(value) if message.HasField(field.name) else GO_ZERO_TIME
+            )
+        elif field.message_type is not None:
+            if message.HasField(field.name):
+                result[field.name] = _message_value(value)
+        elif value:
+            result[field.name] = _scalar_value(field, value)
+    return result
+
+
+def _single_value(field: Descriptor, value: Any) -> Any:
+    if field.message_type is None:
+        return _scalar_value(field, value)
+    if field.message_type.full_name == _TIMESTAMP:
+        return _timestamp_value(value)
+    return _message_value(value)
+
+
+def _timestamp_value(timestamp: Message) -> str:
+    return rfc3339_nano(getattr(timestamp, "seconds") * _NS_PER_S + getattr(timestamp, "nanos"))  # ruff: ignore[get-attr-with-constant]
+
+
+def _scalar_value(field: Descriptor, value: Any) -> Any:
+    if field.type == FieldDescriptor.TYPE_BYTES:
+        return base64.b64encode(value).decode("ascii")
+    return value
+
+
+def _any_value(type_url: str, value: bytes) -> dict[str, str]:
+    result = {}
+    if type_url:
+        result["type_url"] = type_url
+    if value:
+        result["value"] = base64.b64encode(value).decode("ascii")
+    return result
+
+
+def _is_map(field: Descriptor) -> bool:
+    message_type = field.message_type
+    return message_type is not None and bool(message_type.GetOptions().map_entry)
+
+
+def _split(unix_ns: int) -> tuple[datetime.datetime, int]:
+    seconds, nanos = divmod(unix_ns, _NS_PER_S)
+    return _EPOCH + datetime.timedelta(seconds=seconds), nanos
+
+
+def _fraction(nanos: int) -> str:
+    return f".{nanos:09d}".rstrip("0") if nanos else ""
+
+
+def rfc3339_nano(unix_ns: int) -> str:
+    """Go's `time.RFC3339Nano` in UTC: `2026-12-04T15:53:10.4324899Z`."""
+    moment, nanos = _split(unix_ns)
+    return f"{moment:%Y-%m-%dT%H:%M:%S}{_fraction(nanos)}Z"
+
+
+def go_time_string(unix_ns: int) -> str:
+    """Go's `time.Time.String()` in UTC, as `ctr events` and `nerdctl events` print it.
+
+    e.g. `2026-12-04 15:53:10.54919666 +0000 UTC`.
+    """
+    moment, nanos = _split(unix_ns)
+    return f"{moment:%Y-%m-%d %H:%M:%S}{_fraction(nanos)} +0000 UTC"
