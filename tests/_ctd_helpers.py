@@ -3,8 +3,9 @@ live, and `ctr events` running beside them for comparison."""
 
 from __future__ import annotations
 
+import functools
 import subprocess
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
 
 import attrs
@@ -30,12 +31,10 @@ async def wait_until_live(client: ContainerdClient, events: EventSubscription) -
     raise AssertionError("the subscription never saw a probe event")
 
 
-async def collect_until(
-    events: EventSubscription, done: str, container_id: str, *, timeout: float = 30
-) -> list[Envelope]:
+async def collect_until(events: EventSubscription, done: str, container_id: str) -> list[Envelope]:
     """Envelopes until the one with topic `done` about `container_id` (inclusive)."""
     seen = []
-    with trio.fail_after(timeout):
+    with trio.fail_after(30):
         async for envelope in events:
             seen.append(envelope)
             if envelope.topic == done and container_id in str(envelope.payload):
@@ -63,17 +62,17 @@ class CtrEvents:
 
 
 @asynccontextmanager
-async def ctr_events(containerd: PrivateContainerd) -> AsyncIterator[CtrEvents]:
+async def ctr_events(containerd: PrivateContainerd) -> AsyncGenerator[CtrEvents]:
     """Run `ctr events` beside the test; yields once it is known to receive events."""
     seen = CtrEvents()
     live = trio.Event()
     async with trio.open_nursery() as nursery:
         process = await nursery.start(
-            lambda task_status: trio.run_process(
+            functools.partial(
+                trio.run_process,
                 ["ctr", "-a", str(containerd.address), "events"],
                 stdout=subprocess.PIPE,
                 check=False,
-                task_status=task_status,
             )
         )
 

@@ -1,0 +1,63 @@
+"""evactors drives purerpc's sans-IO layer and overrides some of its private methods
+(src/evactors/grpc/_protocol.py). These are the internals it relies on: when a purerpc
+or h2 upgrade moves one, this fails here instead of somewhere subtle."""
+
+from __future__ import annotations
+
+import inspect
+from importlib.metadata import version
+
+import h2.connection
+from purerpc.grpclib import buffers, connection, events, headers, status
+
+from evactors.grpc._protocol import GrpcProtocol
+
+
+def test_pinned_versions():
+    assert version("purerpc") == "0.8.0"
+    assert version("h2") == "3.2.0"
+
+
+def test_grpc_connection_handlers_we_override_still_exist_with_their_signatures():
+    base = connection.GRPCConnection
+    for name in (
+        "_request_received",
+        "_response_received",
+        "_trailers_received",
+        "_data_received",
+        "_stream_reset",
+        "_connection_terminated",
+    ):
+        method = getattr(base, name)
+        assert list(inspect.signature(method).parameters) == ["self", "event"], name
+        assert getattr(GrpcProtocol, name) is not method, name
+    source = inspect.getsource(base.receive_data)
+    for event in ("StreamReset", "ConnectionTerminated", "DataReceived", "TrailersReceived"):
+        assert f"h2.events.{event}" in source
+
+
+def test_state_and_helpers_we_use_still_exist():
+    protocol = GrpcProtocol(client_side=False, max_message_length=1024, max_concurrent_streams=7)
+    assert protocol.message_read_buffers == {}
+    assert isinstance(protocol.h2_connection, h2.connection.H2Connection)
+    assert protocol.h2_connection.local_settings.max_concurrent_streams == 7
+    assert protocol.h2_connection.local_settings.initial_window_size == 2048
+    for name in (
+        "initiate_connection",
+        "data_to_send",
+        "receive_data",
+        "flow_control_window",
+        "acknowledge_received_data",
+        "send_data",
+        "get_next_available_stream_id",
+        "start_request",
+        "start_response",
+        "respond_status",
+        "end_response",
+    ):
+        assert callable(getattr(protocol, name)), name
+    assert callable(buffers.MessageReadBuffer(None, 10).read_all_complete_messages_flowcontrol)
+    assert callable(events.RequestReceived.parse_from_stream_id_and_headers_destructive)
+    assert callable(events.ResponseEnded.parse_from_stream_id_and_headers_destructive)
+    assert headers.HeaderDict([("a", "1")])["a"] == "1"
+    assert status.Status(5, "m").int_value == 5
