@@ -141,7 +141,8 @@ def _fraction(nanos: int) -> str:
 def rfc3339_nano(unix_ns: int) -> str:
     """Go's `time.RFC3339Nano` in UTC: `2026-12-04T15:53:10.4324899Z`."""
     moment, nanos = _split(unix_ns)
-    return f"{moment:%Y-%m-%dT%H:%M:%S}{_fraction(nanos)}Z"
+    # Not %Y: Python pads it to four digits only on some platforms; Go always does.
+    return f"{moment.year:04d}-{moment:%m-%dT%H:%M:%S}{_fraction(nanos)}Z"
 
 
 def go_time_string(unix_ns: int) -> str:
@@ -150,4 +151,4 @@ def go_time_string(unix_ns: int) -> str:
     e.g. `2026-12-04 15:53:10.54919666 +0000 UTC`.
     """
     moment, nanos = _split(unix_ns)
-    return f"{moment:%Y-%m-%d %H:%M:%S}{_fraction(nanos)} +0000 UTC"
+    return f"{moment.year:04d}-{moment:%m-%d %H:%M:%S}{_fraction(nanos)} +0000 UTC"
