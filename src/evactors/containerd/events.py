@@ -9,8 +9,9 @@ not parse, are kept as a `RawPayload`: an event is never dropped for its payload
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Final
+from typing import Any, Final
 
 import attrs
 from google.protobuf.any_pb2 import Any as AnyProto
@@ -114,3 +115,66 @@ def encode_payload(payload: Payload) -> AnyProto:
     if isinstance(payload, RawPayload):
         return AnyProto(type_url=payload.type_url, value=payload.value)
     return AnyProto(type_url=payload.DESCRIPTOR.full_name, value=payload.SerializeToString())
+
+
+@attrs.frozen
+class PayloadFacts:
+    """What the rest of evactors needs from a payload, without its protobuf type.
+
+    Attributes:
+      container_id: The container the event is about ("" if none).
+      pid: The process id the payload names, or None.
+      exit_status: A task's exit status (/tasks/exit, /tasks/delete), or None.
+      exec_id: The exec process the event is about ("" if none or the init process).
+      image: A container's image (container events) or the image's name (image events).
+      labels: Labels the payload carries (/containers/update, /images/*), or None.
+    """
+
+    container_id: str = ""
+    pid: int | None = None
+    exit_status: int | None = None
+    exec_id: str = ""
+    image: str = ""
+    labels: Mapping[str, str] | None = None
+
+
+_NO_FACTS = PayloadFacts()
+_CONTAINER_EVENTS = frozenset(
+    f"containerd.events.{name}"
+    for name in ("ContainerCreate", "ContainerUpdate", "ContainerDelete")
+)
+_IMAGE_EVENTS = frozenset(
+    f"containerd.services.images.v1.{name}"
+    for name in ("ImageCreate", "ImageUpdate", "ImageDelete")
+)
+_EXIT_EVENTS = frozenset(("containerd.events.TaskExit", "containerd.events.TaskDelete"))
+
+
+def payload_facts(payload: Payload) -> PayloadFacts:
+    """The container id, pid, exit status, exec id, image and labels a payload carries."""
+    if isinstance(payload, RawPayload):
+        return _NO_FACTS
+    name = payload.DESCRIPTOR.full_name
+    fields = payload.DESCRIPTOR.fields_by_name
+    if name in _IMAGE_EVENTS:
+        return PayloadFacts(image=_field(payload, "name"), labels=dict(_field(payload, "labels")))
+    if name in _CONTAINER_EVENTS:
+        labels = dict(_field(payload, "labels")) if "labels" in fields else None
+        image = _field(payload, "image") if "image" in fields else ""
+        return PayloadFacts(container_id=_field(payload, "id"), image=image, labels=labels)
+    if "container_id" not in fields:
+        return _NO_FACTS
+    container_id: str = _field(payload, "container_id")
+    exec_id = getattr(payload, "exec_id", "") or getattr(payload, "id", "")
+    pid = getattr(payload, "pid", 0)
+    return PayloadFacts(
+        container_id=container_id,
+        pid=pid or None,
+        exit_status=_field(payload, "exit_status") if name in _EXIT_EVENTS else None,
+        exec_id="" if exec_id == container_id else exec_id,
+    )
+
+
+def _field(message: Message, name: str) -> Any:
+    """A field of a generated message (their fields are invisible to the type checker)."""
+    return getattr(message, name)

@@ -29,7 +29,7 @@ from typing import Any
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
-from .events import Payload, RawPayload
+from .events import Payload, RawPayload, _field
 
 _TIMESTAMP = "google.protobuf.Timestamp"
 _ANY = "google.protobuf.Any"
@@ -72,7 +72,7 @@ Descriptor = Any
 def _message_value(message: Message) -> dict[str, Any]:
     descriptor: Descriptor = message.DESCRIPTOR
     if descriptor.full_name == _ANY:
-        return _any_value(getattr(message, "type_url"), getattr(message, "value"))  # ruff: ignore[get-attr-with-constant]
+        return _any_value(_field(message, "type_url"), _field(message, "value"))
     result: dict[str, Any] = {}
     for field in descriptor.fields:
         value = getattr(message, field.name)
@@ -106,7 +106,7 @@ def _single_value(field: Descriptor, value: Any) -> Any:
 
 
 def _timestamp_value(timestamp: Message) -> str:
-    return rfc3339_nano(getattr(timestamp, "seconds") * _NS_PER_S + getattr(timestamp, "nanos"))  # ruff: ignore[get-attr-with-constant]
+    return rfc3339_nano(_field(timestamp, "seconds") * _NS_PER_S + _field(timestamp, "nanos"))
 
 
 def _scalar_value(field: Descriptor, value: Any) -> Any:
