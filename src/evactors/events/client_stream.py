@@ -1,0 +1,150 @@
+"""The filter actor: one per client stream, between the hub and the RPC handler."""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import attrs
+import trio
+
+from .hub import Subscription
+from .model import SystemEvent
+
+if TYPE_CHECKING:
+    from .filters import EventFilter
+    from .template import EventTemplate
+
+
+@attrs.frozen
+class StreamRequest:
+    """A client's validated request.
+
+    Attributes:
+      filter: Which events the client wants.
+      template: Renders `formatted`, or None.
+      since: Replay retained events stamped at or after this (Unix ns); 0 = no replay.
+      until: Stop once the wall clock passes this, and send nothing stamped after it
+        (Unix ns); 0 = never.
+      after_sequence: Replay retained events with a greater sequence; None = no replay.
+    """
+
+    filter: EventFilter
+    template: EventTemplate | None = None
+    since: int = 0
+    until: int = 0
+    after_sequence: int | None = None
+
+
+@attrs.frozen
+class Delivery:
+    """One event for the client, with its rendering when it asked for a format."""
+
+    event: SystemEvent
+    formatted: str = ""
+
+
+class EndReason(enum.Enum):
+    UNTIL_PASSED = "until passed"
+    OVERFLOWED = "backlog overflowed"
+    SHUTTING_DOWN = "service shutting down"
+
+
+@attrs.frozen
+class StreamEnd:
+    """The last item of a client stream: why it ended, and the last sequence sent."""
+
+    reason: EndReason
+    last_sequence: int
+
+
+@attrs.define(eq=False)
+class ClientStream:
+    """The handler's end of a client stream; made by `EventPipeline.open_client_stream`.
+
+    Iterate `receive` for `Delivery` items and one final `StreamEnd`. Leaving it
+    (`with client_stream:`) cancels the filter actor at once and closes the channel,
+    which is how a cancelled or disconnected client releases everything it held.
+    """
+
+    receive: trio.MemoryReceiveChannel[Delivery | StreamEnd]
+    cancel_scope: trio.CancelScope
+
+    def close(self) -> None:
+        """Synchronous, so it is safe in cleanup under cancellation."""
+        self.cancel_scope.cancel(reason="client stream closed")
+        self.receive.close()
+
+    def __enter__(self) -> ClientStream:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+async def run_client_stream(
+    request: StreamRequest,
+    subscription: Subscription,
+    replay: list[SystemEvent],
+    out: trio.MemorySendChannel[Delivery | StreamEnd],
+    *,
+    until_deadline: float = math.inf,
+    on_delivered: Callable[[], None] = lambda: None,
+) -> int:
+    """The filter actor: replay, then live events, filtered and rendered, to `out`.
+
+    Args:
+      request: The client's filter, template and time window.
+      subscription: Its place at the hub (live events after the replay, no gap and no
+        duplicate: both were taken in one synchronous step).
+      replay: Retained events to send first.
+      out: To the RPC handler; this actor owns the send end and closes it. Unbuffered:
+        the backlog is the subscription's, so a slow client is cut off by the hub.
+      until_deadline: trio time at which `request.until` passes.
+      on_delivered: Called after each event handed to the handler (for stats).
+
+    Returns the number of events delivered. Ends with a `StreamEnd` item when the
+    window closes, the backlog overflowed, or the hub shut down; ends without one when
+    the client went away (`out` broken).
+    """
+    delivered = 0
+    last_sequence = 0
+    match = request.filter.matches
+    template = request.template
+    until = request.until
+
+    async def deliver(event: SystemEvent) -> bool:
+        """Send the event if it matches; False once past `until` (stop)."""
+        nonlocal delivered, last_sequence
+        if until and event.timestamp > until:
+            return False
+        if match(event):
+            formatted = template.render(event) if template is not None else ""
+            await out.send(Delivery(event, formatted))
+            on_delivered()
+            delivered += 1
+            last_sequence = event.sequence
+        return True
+
+    async def stream() -> EndReason:
+        # The replay is sent whole even when `until` has already passed: a window
+        # wholly in the past replays what is retained inside it, then ends.
+        for event in replay:
+            if not await deliver(event):
+                return EndReason.UNTIL_PASSED
+        with trio.move_on_at(until_deadline):
+            async for event in subscription.receive:
+                if not await deliver(event):
+                    return EndReason.UNTIL_PASSED
+            return EndReason.OVERFLOWED if subscription.overflowed else EndReason.SHUTTING_DOWN
+        return EndReason.UNTIL_PASSED
+
+    with out, subscription.receive:
+        try:
+            reason = await stream()
+            await out.send(StreamEnd(reason, last_sequence))
+        except trio.BrokenResourceError:
+            pass  # the client went away: nothing more to say
+    return delivered

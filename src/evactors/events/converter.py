@@ -1,0 +1,221 @@
+"""The converter: each containerd envelope becomes one `SystemEvent`, once.
+
+`Normalizer` is the pure part (no I/O, no trio): status and type from the topic,
+container id and facts from the payload, `event_data` as `ctr events` prints it, and
+the sequence number. `ContainerDirectory` remembers containers' names, images and labels
+(asking containerd once per container). `run_converter` is the actor that joins them.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Final
+
+import attrs
+import trio
+
+from evactors.containerd import Container, ContainerdError, Envelope, NotFound, payload_json
+from evactors.containerd.events import PayloadFacts, payload_facts
+from evactors.containerd.gojson import rfc3339_nano
+
+from .model import EventType, SystemEvent
+from .status import EVENTS_MISSED_TOPIC, status_of, type_of
+
+LOGGER = logging.getLogger(__name__)
+
+# The containerd label nerdctl keeps a container's name in.
+NAME_LABEL: Final = "nerdctl/name"
+# Containers whose name, image and labels are remembered (least recently used go first).
+DIRECTORY_SIZE: Final = 4096
+
+
+@attrs.frozen
+class EventsMissed:
+    """From the subscriber: the subscription was down, events may have been missed.
+
+    Attributes:
+      timestamp: When the subscription came back, Unix ns.
+      down_since: When it was lost (or first tried), Unix ns.
+      reason: Why it was down.
+    """
+
+    timestamp: int
+    down_since: int
+    reason: str
+
+
+@attrs.frozen
+class ContainerInfo:
+    """What the directory knows of a container."""
+
+    name: str
+    image: str
+    labels: Mapping[str, str]
+
+    @classmethod
+    def from_labels(cls, image: str, labels: Mapping[str, str]) -> ContainerInfo:
+        return cls(name=labels.get(NAME_LABEL, ""), image=image, labels=dict(labels))
+
+
+class Normalizer:
+    """Turns envelopes and notices into `SystemEvent`s, numbering them from 1."""
+
+    def __init__(self) -> None:
+        self.last_sequence = 0
+
+    def _next_sequence(self) -> int:
+        self.last_sequence += 1
+        return self.last_sequence
+
+    def normalize(
+        self, envelope: Envelope, facts: PayloadFacts, container: ContainerInfo | None
+    ) -> SystemEvent:
+        """The event for an envelope, given its payload's facts and its container."""
+        event_type = type_of(envelope.topic)
+        metadata: dict[str, str] = {}
+        labels: Mapping[str, str] = {}
+        if container is not None:
+            labels = container.labels
+            if container.name:
+                metadata["name"] = container.name
+            if container.image:
+                metadata["image"] = container.image
+        if facts.image:
+            metadata["image"] = facts.image
+        if facts.pid is not None:
+            metadata["pid"] = str(facts.pid)
+        if facts.exit_status is not None:
+            metadata["exit_code"] = str(facts.exit_status)
+        if facts.exec_id:
+            metadata["exec_id"] = facts.exec_id
+        if event_type is EventType.IMAGE_EVENT and facts.labels:
+            labels = facts.labels
+        return SystemEvent(
+            sequence=self._next_sequence(),
+            timestamp=envelope.timestamp,
+            namespace=envelope.namespace,
+            topic=envelope.topic,
+            status=status_of(envelope.topic),
+            type=event_type,
+            container_id=facts.container_id,
+            event_data=payload_json(envelope.payload),
+            metadata=metadata,
+            labels=labels,
+        )
+
+    def events_missed(self, notice: EventsMissed) -> SystemEvent:
+        data = {
+            "reason": notice.reason,
+            "down_since": rfc3339_nano(notice.down_since),
+            "up_since": rfc3339_nano(notice.timestamp),
+        }
+        return SystemEvent(
+            sequence=self._next_sequence(),
+            timestamp=notice.timestamp,
+            namespace="",
+            topic=EVENTS_MISSED_TOPIC,
+            status=status_of(EVENTS_MISSED_TOPIC),
+            type=EventType.SYSTEM_EVENT,
+            container_id="",
+            event_data=json.dumps(data, separators=(",", ":")),
+            metadata={"reason": notice.reason},
+        )
+
+
+GetContainer = Callable[[str, str], Awaitable[Container]]
+
+
+class ContainerDirectory:
+    """Names, images and labels of containers, asked of containerd once per container.
+
+    /containers/update refreshes an entry from its payload and /containers/delete
+    forgets it (after its own event was normalized, so the destroy event still carries
+    the name). A container containerd does not know is remembered as unknown, so the
+    events of a short-lived container cost at most one lookup.
+
+    Args:
+      get_container: `ContainerdClient.container`, or None while containerd is away.
+      size: How many containers to remember.
+    """
+
+    def __init__(
+        self, get_container: Callable[[], GetContainer | None], size: int = DIRECTORY_SIZE
+    ) -> None:
+        self._get_container = get_container
+        self._size = size
+        self._known: collections.OrderedDict[tuple[str, str], ContainerInfo | None] = (
+            collections.OrderedDict()
+        )
+
+    async def lookup(self, namespace: str, container_id: str) -> ContainerInfo | None:
+        key = (namespace, container_id)
+        if key in self._known:
+            self._known.move_to_end(key)
+            return self._known[key]
+        get_container = self._get_container()
+        if get_container is None:
+            return None  # containerd is away: do not remember "unknown"
+        try:
+            record = await get_container(namespace, container_id)
+        except NotFound:
+            info = None
+        except ContainerdError as error:
+            LOGGER.info("cannot look up container %s/%s: %s", namespace, container_id, error)
+            return None
+        else:
+            info = ContainerInfo.from_labels(record.image, record.labels)
+        self._remember(key, info)
+        return info
+
+    def _remember(self, key: tuple[str, str], info: ContainerInfo | None) -> None:
+        self._known[key] = info
+        self._known.move_to_end(key)
+        while len(self._known) > self._size:
+            self._known.popitem(last=False)
+
+    def updated(
+        self, namespace: str, container_id: str, image: str, labels: Mapping[str, str]
+    ) -> None:
+        self._remember((namespace, container_id), ContainerInfo.from_labels(image, labels))
+
+    def forget(self, namespace: str, container_id: str) -> None:
+        self._known.pop((namespace, container_id), None)
+
+
+async def run_converter(
+    source: trio.MemoryReceiveChannel[Envelope | EventsMissed],
+    emit: Callable[[SystemEvent], None],
+    directory: ContainerDirectory,
+    normalizer: Normalizer,
+    *,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """The converter actor: normalize each envelope once and `emit` it.
+
+    Args:
+      source: Envelopes and notices from the subscriber; this actor owns and closes it.
+      emit: Called with each event, synchronously (appends to the history and publishes
+        to the hub; it never blocks, so the converter waits only on containerd lookups).
+      directory: Container names, images and labels.
+      normalizer: Numbers the events.
+
+    Returns when the subscriber closes its end of `source`.
+    """
+    with source:
+        task_status.started()
+        async for item in source:
+            if isinstance(item, EventsMissed):
+                emit(normalizer.events_missed(item))
+                continue
+            facts = payload_facts(item.payload)
+            container = None
+            if facts.container_id:
+                if item.topic == "/containers/update" and facts.labels is not None:
+                    directory.updated(item.namespace, facts.container_id, facts.image, facts.labels)
+                container = await directory.lookup(item.namespace, facts.container_id)
+            emit(normalizer.normalize(item, facts, container))
+            if item.topic == "/containers/delete":
+                directory.forget(item.namespace, facts.container_id)

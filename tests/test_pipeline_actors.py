@@ -1,0 +1,298 @@
+"""The pipeline's actors driven with in-memory sources and trio's virtual clock.
+
+Rules: no real sleeps; `autojump_clock` for anything timed, asserting exact virtual
+times; `wait_all_tasks_blocked` to let actors settle; every test is bounded by
+`fail_after` on the virtual clock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import attrs
+import pytest
+import trio
+import trio.testing
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from evactors._generated.containerd.events import task_pb2
+from evactors.containerd import Envelope, RawPayload, Unavailable
+from evactors.events.client_stream import EndReason, StreamEnd, StreamRequest, run_client_stream
+from evactors.events.converter import ContainerInfo, EventsMissed, Normalizer
+from evactors.events.history import History
+from evactors.events.hub import Hub
+from evactors.events.model import EventType, SystemEvent
+from evactors.events.subscriber import ContainerdLink, run_subscriber
+from evactors.grpc import StatusCode
+
+
+def event(sequence: int, timestamp: int = 0, status: str = "start") -> SystemEvent:
+    return SystemEvent(
+        sequence=sequence,
+        timestamp=timestamp or sequence * 1000,
+        namespace="default",
+        topic="/tasks/start",
+        status=status,
+        type=EventType.TASK_EVENT,
+        container_id="c1",
+        event_data="{}",
+    )
+
+
+@attrs.frozen
+class Only:
+    """A stand-in filter: events with one of these statuses."""
+
+    statuses: frozenset[str] = frozenset({"start", "die"})
+
+    def matches(self, item: SystemEvent) -> bool:
+        return item.status in self.statuses
+
+
+# -- history -----------------------------------------------------------------------------
+
+
+def test_history_keeps_the_last_n_and_replays_by_sequence_and_time():
+    history = History(3)
+    for n in range(1, 6):
+        history.append(event(n))
+    assert [e.sequence for e in history.after_sequence(0)] == [3, 4, 5]
+    assert [e.sequence for e in history.after_sequence(3)] == [4, 5]
+    assert history.after_sequence(5) == []
+    assert [e.sequence for e in history.since(4000)] == [4, 5]
+    assert len(History(0).after_sequence(0)) == 0
+
+
+# -- hub ---------------------------------------------------------------------------------
+
+
+def test_hub_cuts_off_a_full_backlog_and_keeps_the_others():
+    hub = Hub(backlog=2)
+    slow, fast = hub.subscribe(), hub.subscribe()
+    for n in (1, 2):
+        hub.publish(event(n))
+    assert fast.receive.receive_nowait().sequence == 1
+    hub.publish(event(3))  # slow is full: cut off
+    assert slow.overflowed
+    assert not fast.overflowed
+    assert len(hub) == 1
+    assert hub.dropped == 1
+    assert [slow.receive.receive_nowait().sequence for _ in range(2)] == [1, 2]
+    with pytest.raises(trio.EndOfChannel):
+        slow.receive.receive_nowait()
+
+
+def test_hub_forgets_a_subscriber_that_went_away():
+    hub = Hub(backlog=2)
+    gone = hub.subscribe()
+    gone.receive.close()
+    hub.publish(event(1))
+    assert len(hub) == 0
+    assert not gone.overflowed
+
+
+# -- filter actor ------------------------------------------------------------------------
+
+
+async def collect(receive):
+    items = []
+    async for item in receive:
+        items.append(item)
+    return items
+
+
+async def test_replay_then_live_without_gap_or_duplicate(autojump_clock):
+    hub, history = Hub(backlog=10), History(10)
+    for n in (1, 2, 3):
+        history.append(event(n))
+    subscription = hub.subscribe()  # same synchronous step as the replay snapshot
+    replay = history.after_sequence(1)
+    send, receive = trio.open_memory_channel(0)
+    with trio.fail_after(5):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(run_client_stream, StreamRequest(Only()), subscription, replay, send)
+            for n in (4, 5):
+                hub.publish(event(n, status="die" if n == 5 else "start"))
+            hub.close()
+            items = await collect(receive)
+    assert [i.event.sequence for i in items[:-1]] == [2, 3, 4, 5]
+    assert items[-1] == StreamEnd(EndReason.SHUTTING_DOWN, 5)
+
+
+async def test_filtered_out_events_are_not_sent(autojump_clock):
+    hub = Hub(backlog=10)
+    subscription = hub.subscribe()
+    send, receive = trio.open_memory_channel(0)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(
+            run_client_stream, StreamRequest(Only(frozenset({"die"}))), subscription, [], send
+        )
+        for n, status in enumerate(["start", "die", "create", "die"], start=1):
+            hub.publish(event(n, status=status))
+        hub.close()
+        items = await collect(receive)
+    assert [i.event.sequence for i in items[:-1]] == [2, 4]
+    assert items[-1] == StreamEnd(EndReason.SHUTTING_DOWN, 4)
+
+
+async def test_until_ends_a_quiet_stream_at_the_deadline(autojump_clock):
+    subscription = Hub(backlog=10).subscribe()
+    send, receive = trio.open_memory_channel(0)
+    start = trio.current_time()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(
+            lambda: run_client_stream(
+                StreamRequest(Only(), until=10**18),
+                subscription,
+                [],
+                send,
+                until_deadline=start + 7,
+            )
+        )
+        items = await collect(receive)
+        assert trio.current_time() - start == pytest.approx(7)
+    assert items == [StreamEnd(EndReason.UNTIL_PASSED, 0)]
+
+
+async def test_a_window_in_the_past_replays_what_is_inside_it_then_ends(autojump_clock):
+    subscription = Hub(backlog=10).subscribe()
+    replay = [event(n) for n in (1, 2, 3)]
+    send, receive = trio.open_memory_channel(0)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(
+            lambda: run_client_stream(
+                StreamRequest(Only(), until=2000), subscription, replay, send, until_deadline=-1
+            )
+        )
+        items = await collect(receive)
+    assert [i.event.sequence for i in items[:-1]] == [1, 2]
+    assert items[-1] == StreamEnd(EndReason.UNTIL_PASSED, 2)
+
+
+async def test_a_slow_client_is_cut_off_naming_the_last_sequence_it_was_sent(autojump_clock):
+    hub = Hub(backlog=3)
+    subscription, other = hub.subscribe(), hub.subscribe()
+    send, receive = trio.open_memory_channel(0)
+    with trio.fail_after(5):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(run_client_stream, StreamRequest(Only()), subscription, [], send)
+            hub.publish(event(1))
+            other.receive.receive_nowait()
+            first = await receive.receive()  # then this client stops reading
+            for n in range(2, 7):
+                hub.publish(event(n))
+                other.receive.receive_nowait()  # the other client keeps up
+                await trio.testing.wait_all_tasks_blocked()
+            assert subscription.overflowed
+            assert not other.overflowed
+            rest = await collect(receive)
+    assert first.event.sequence == 1
+    # The actor holds one event (2) and the backlog three (3, 4, 5); 6 overflowed. What
+    # was queued still arrives, then the end naming the last sequence sent.
+    assert [i.event.sequence for i in rest[:-1]] == [2, 3, 4, 5]
+    assert rest[-1] == StreamEnd(EndReason.OVERFLOWED, 5)
+
+
+async def test_a_client_that_goes_away_ends_the_actor(autojump_clock):
+    subscription = Hub(backlog=10).subscribe()
+    send, receive = trio.open_memory_channel(0)
+    receive.close()
+    with trio.fail_after(1):
+        delivered = await run_client_stream(StreamRequest(Only()), subscription, [event(1)], send)
+    assert delivered == 0
+
+
+# -- converter ---------------------------------------------------------------------------
+
+
+def test_normalizer_derives_status_type_container_and_metadata():
+    from evactors.containerd.events import payload_facts
+
+    normalizer = Normalizer()
+    payload = task_pb2.TaskExit(
+        container_id="c1", id="c1", pid=42, exit_status=3, exited_at=Timestamp(seconds=5)
+    )
+    envelope = Envelope(timestamp=7, namespace="default", topic="/tasks/exit", payload=payload)
+    info = ContainerInfo.from_labels("docker.io/library/busybox:latest", {"nerdctl/name": "web"})
+    first = normalizer.normalize(envelope, payload_facts(payload), info)
+    second = normalizer.normalize(envelope, payload_facts(payload), None)
+    assert (first.sequence, second.sequence) == (1, 2)
+    assert (first.status, first.type, first.container_id) == ("die", EventType.TASK_EVENT, "c1")
+    assert dict(first.metadata) == {
+        "name": "web",
+        "image": "docker.io/library/busybox:latest",
+        "pid": "42",
+        "exit_code": "3",
+    }
+    assert first.labels == {"nerdctl/name": "web"}
+    assert first.event_data.startswith('{"container_id":"c1","id":"c1","pid":42,"exit_status":3')
+    assert dict(second.metadata) == {"pid": "42", "exit_code": "3"}
+
+
+def test_unknown_topics_and_payloads_are_still_events():
+    normalizer = Normalizer()
+    raw = RawPayload("x.Y", b"")
+    from evactors.containerd.events import payload_facts
+
+    made = normalizer.normalize(Envelope(1, "ns", "/custom/thing", raw), payload_facts(raw), None)
+    assert (made.status, made.type, made.container_id) == ("unknown", EventType.UNKNOWN_EVENT, "")
+    notice = normalizer.events_missed(EventsMissed(timestamp=9, down_since=1, reason="gone"))
+    assert (notice.type, notice.topic, notice.sequence) == (
+        EventType.SYSTEM_EVENT,
+        "/evactors/events-missed",
+        2,
+    )
+
+
+# -- subscriber --------------------------------------------------------------------------
+
+
+class FakeContainerd:
+    """Fails `failures` times to connect, then serves `envelopes` and ends."""
+
+    def __init__(self, failures: int, envelopes: list[Envelope]) -> None:
+        self.failures = failures
+        self.envelopes = envelopes
+        self.attempts: list[float] = []
+        self.address = "fake"
+
+    @contextlib.asynccontextmanager
+    async def connect(self):
+        self.attempts.append(trio.current_time())
+        if len(self.attempts) <= self.failures:
+            raise Unavailable(StatusCode.UNAVAILABLE, "cannot connect to fake")
+        yield self
+
+    @contextlib.asynccontextmanager
+    async def subscribe(self):
+        async def events():
+            for envelope in self.envelopes:
+                yield envelope
+            await trio.sleep_forever()
+
+        yield events()
+
+
+async def test_subscriber_retries_with_capped_backoff_then_reports_missed_events(autojump_clock):
+    envelope = Envelope(1, "default", "/tasks/start", RawPayload("x", b""))
+    fake = FakeContainerd(failures=8, envelopes=[envelope])
+    link = ContainerdLink()
+    send, receive = trio.open_memory_channel(10)
+    start = trio.current_time()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(
+            lambda task_status: run_subscriber(
+                fake.connect, send, link, wall_clock=lambda: 123, task_status=task_status
+            )
+        )
+        assert not link.connected
+        notice = await receive.receive()
+        got = await receive.receive()
+        assert link.connected
+        nursery.cancel_scope.cancel()
+    gaps = [round(b - a, 3) for a, b in zip([start, *fake.attempts], fake.attempts, strict=False)]
+    assert gaps == [0, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 5.0, 5.0]
+    assert notice == EventsMissed(
+        timestamp=123, down_since=123, reason="cannot connect to fake (UNAVAILABLE)"
+    )
+    assert got is envelope
