@@ -92,6 +92,26 @@ def _kv_args(flag: str, items: Mapping[str, str] | None) -> list[str]:
     return [arg for k, v in (items or {}).items() for arg in (flag, f"{k}={v}")]
 
 
+def _container_args(
+    image: str,
+    container_id: str,
+    cmd: Sequence[str],
+    *,
+    labels: Mapping[str, str] | None,
+    env: Mapping[str, str] | None,
+    extra_args: Sequence[str],
+) -> list[str]:
+    """The tail every `ctr` command that makes a container shares."""
+    return [
+        *_kv_args("--label", labels),
+        *_kv_args("--env", env),
+        *extra_args,
+        image,
+        container_id,
+        *cmd,
+    ]
+
+
 def _not_found(err: CtrError) -> bool:
     text = f"{err.stderr or ''}{err.stdout or ''}".lower()
     return "not found" in text or "no such" in text
@@ -232,12 +252,9 @@ class PrivateContainerd:
             "--rm",
             "--fifo-dir",
             str(self.fifo_dir),
-            *_kv_args("--label", labels),
-            *_kv_args("--env", env),
-            *extra_args,
-            image,
-            container_id,
-            *cmd,
+            *_container_args(
+                image, container_id, cmd, labels=labels, env=env, extra_args=extra_args
+            ),
             namespace=namespace,
             check=check,
             timeout=timeout,
@@ -258,12 +275,9 @@ class PrivateContainerd:
         self.ctr(
             "containers",
             "create",
-            *_kv_args("--label", labels),
-            *_kv_args("--env", env),
-            *extra_args,
-            image,
-            container_id,
-            *cmd,
+            *_container_args(
+                image, container_id, cmd, labels=labels, env=env, extra_args=extra_args
+            ),
             namespace=namespace,
         )
 
@@ -300,12 +314,9 @@ class PrivateContainerd:
             "--null-io",
             "--fifo-dir",
             str(self.fifo_dir),
-            *_kv_args("--label", labels),
-            *_kv_args("--env", env),
-            *extra_args,
-            image,
-            container_id,
-            *cmd,
+            *_container_args(
+                image, container_id, cmd, labels=labels, env=env, extra_args=extra_args
+            ),
             namespace=namespace,
         )
 
