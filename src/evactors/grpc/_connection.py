@@ -17,8 +17,9 @@ for the peer's window and then for its bytes to reach the socket.
 
 Error handling: when the connection ends (EOF, reset, protocol error, or closing it
 ourselves) every open stream is aborted with UNAVAILABLE, which wakes whoever waits on
-it; a RST_STREAM aborts its stream with CANCELLED. `GrpcStream.on_abort` lets a server
-cancel the handler of an aborted stream.
+it; a RST_STREAM aborts its stream with the status grpc-go gives its error code
+(CANCELLED for CANCEL). `GrpcStream.on_abort` lets a server cancel the handler of an
+aborted stream; `GrpcConnection.close_gracefully` lets it say goodbye (GOAWAY).
 """
 
 from __future__ import annotations
@@ -56,6 +57,15 @@ RECEIVE_CHUNK: Final = 64 * 1024
 GOODBYE_TIMEOUT: Final = 0.5
 # A gRPC message on the wire: a compressed flag (always 0 here) and a 4-byte length.
 _MESSAGE_PREFIX = struct.Struct(">?I")
+# The status of a stream the peer reset, by RST_STREAM error code (grpc-go's
+# http2ErrConvTab); any other code is INTERNAL. REFUSED_STREAM means "never processed".
+_RESET_STATUS: Final = {
+    h2.errors.ErrorCodes.CANCEL: StatusCode.CANCELLED,
+    h2.errors.ErrorCodes.REFUSED_STREAM: StatusCode.UNAVAILABLE,
+    h2.errors.ErrorCodes.FLOW_CONTROL_ERROR: StatusCode.RESOURCE_EXHAUSTED,
+    h2.errors.ErrorCodes.ENHANCE_YOUR_CALM: StatusCode.RESOURCE_EXHAUSTED,
+    h2.errors.ErrorCodes.INADEQUATE_SECURITY: StatusCode.PERMISSION_DENIED,
+}
 
 Metadata = Sequence[tuple[str, str | bytes]]
 # Events that mark the end of what the peer sends on a stream.
@@ -73,6 +83,7 @@ class Writer:
         self._wakeup = trio.Event()
         self._progress = trio.Event()
         self._failure: BaseException | None = None
+        self._eof_requested = False
 
     def kick(self) -> None:
         """Ask for queued frames to be written soon; does not wait."""
@@ -93,24 +104,42 @@ class Writer:
             progress = self._progress
             await progress.wait()
 
+    async def send_eof(self) -> None:
+        """Write everything queued so far, then half-close the transport.
+
+        Nothing is written after it; later flushes raise.
+
+        Raises:
+          GrpcError: UNAVAILABLE, when the connection can no longer be written to.
+        """
+        self._eof_requested = True
+        await self.flush()
+
     async def run(self) -> None:
-        """Write until the transport breaks; then return (the reader notices the rest)."""
+        """Write until the transport breaks or is half-closed; then return."""
         while True:
             await self._wakeup.wait()
             self._wakeup = trio.Event()
             target = self._requested
             data = self._protocol.data_to_send()
-            if data:
-                try:
+            eof = self._eof_requested
+            try:
+                if data:
                     await self._transport.send_all(data)
-                except (trio.BrokenResourceError, trio.ClosedResourceError) as error:
-                    LOGGER.debug("connection writer stopped: %r", error)
-                    self._failure = error
-                    self._progress.set()
-                    return
+                if eof and isinstance(self._transport, trio.abc.HalfCloseableStream):
+                    await self._transport.send_eof()
+            except (trio.BrokenResourceError, trio.ClosedResourceError) as error:
+                LOGGER.debug("connection writer stopped: %r", error)
+                self._failure = error
+                self._progress.set()
+                return
             self._written = target
             self._progress.set()
             self._progress = trio.Event()
+            if eof:
+                self._failure = trio.ClosedResourceError("the connection is half-closed")
+                self._progress.set()
+                return
 
 
 class GrpcStream:
@@ -243,6 +272,10 @@ class GrpcConnection:
     writer: Writer = attrs.field(init=False)
     closed: GrpcError | None = attrs.field(default=None, init=False)
     accepts_new_streams: bool = attrs.field(default=True, init=False)
+    _run_scope: trio.CancelScope | None = attrs.field(default=None, init=False)
+    _finished: trio.Event = attrs.field(factory=trio.Event, init=False)
+    _closing: bool = attrs.field(default=False, init=False)
+    _goaway: ConnectionTerminated | None = attrs.field(default=None, init=False)
 
     def __attrs_post_init__(self) -> None:
         self.writer = Writer(self.protocol, self.transport)
@@ -255,19 +288,43 @@ class GrpcConnection:
         """
         try:
             async with trio.open_nursery() as nursery:
+                self._run_scope = nursery.cancel_scope
                 nursery.start_soon(self.writer.run)
                 self.protocol.initiate_connection()
                 self.writer.kick()
                 task_status.started()
                 reason = await self._read_until_closed()
+                # At once, before any await: after a protocol error h2 refuses to send
+                # anything more, so no call may try to.
+                self._lost(GrpcError(StatusCode.UNAVAILABLE, f"{self.name}: {reason}"))
                 # Give the writer a moment for a final GOAWAY, then stop it.
                 with trio.move_on_after(GOODBYE_TIMEOUT), contextlib.suppress(GrpcError):
                     await self.writer.flush()
                 nursery.cancel_scope.cancel(reason=f"connection {self.name} ended")
-                self._lost(GrpcError(StatusCode.UNAVAILABLE, f"{self.name}: {reason}"))
         finally:
             self._lost(GrpcError(StatusCode.UNAVAILABLE, f"{self.name}: connection closed"))
+            self._finished.set()
             await trio.aclose_forcefully(self.transport)
+
+    async def close_gracefully(self) -> None:
+        """Say goodbye, for a server going down; `run` then returns.
+
+        Aborts the streams still open (their calls can no longer end with a status: end
+        them first), sends GOAWAY, half-closes the socket and waits up to
+        GOODBYE_TIMEOUT for the peer to close its side, so that it reads everything
+        sent before; then stops `run`, which closes the socket.
+        """
+        if self._run_scope is None or self._closing:
+            return
+        self._closing = True
+        self._lost(GrpcError(StatusCode.UNAVAILABLE, f"{self.name}: connection closing"))
+        if not self._finished.is_set():
+            self.protocol.goodbye()
+            with trio.move_on_after(GOODBYE_TIMEOUT):
+                with contextlib.suppress(GrpcError):
+                    await self.writer.send_eof()
+                await self._finished.wait()
+        self._run_scope.cancel(reason=f"connection {self.name} closed")
 
     async def _read_until_closed(self) -> str:
         while True:
@@ -277,6 +334,9 @@ class GrpcConnection:
                 return f"connection broken ({error})"
             if not data:
                 return "connection closed by peer"
+            if self._closing:
+                # We sent GOAWAY: h2 takes no more frames, and none are wanted.
+                continue
             try:
                 events = self.protocol.receive_data(data)
             except h2.exceptions.ProtocolError as error:
@@ -286,6 +346,10 @@ class GrpcConnection:
             for event in events:
                 self._dispatch(event)
             self.writer.kick()
+            if self._goaway is not None:
+                # h2 (3.2) takes a GOAWAY as the end of the connection: it will neither
+                # send nor accept another frame, so no call on it can go on.
+                return f"going away (GOAWAY, HTTP/2 error {self._goaway.error_code})"
 
     def _dispatch(self, event: Any) -> None:
         if isinstance(event, WindowUpdated):
@@ -299,11 +363,10 @@ class GrpcConnection:
         elif isinstance(event, RequestReceived):
             self._request_received(event)
         elif isinstance(event, StreamReset):
+            code = _RESET_STATUS.get(event.error_code, StatusCode.INTERNAL)
             self._abort_stream(
                 event.stream_id,
-                GrpcError(
-                    StatusCode.CANCELLED, f"stream reset by peer (HTTP/2 error {event.error_code})"
-                ),
+                GrpcError(code, f"stream reset by peer (HTTP/2 error {event.error_code})"),
             )
         elif isinstance(event, StreamFailed):
             self._stream_failed(event)
@@ -337,13 +400,10 @@ class GrpcConnection:
         self._abort_stream(event.stream_id, error)
 
     def _goaway_received(self, event: ConnectionTerminated) -> None:
+        # The reader ends the connection after this batch of events: what arrived
+        # before the GOAWAY (a call's last messages and trailers) is still delivered.
         self.accepts_new_streams = False
-        error = GrpcError(StatusCode.UNAVAILABLE, f"{self.name} is going away")
-        for stream_id in list(self.streams):
-            if event.error_code != h2.errors.ErrorCodes.NO_ERROR or (
-                stream_id > event.last_stream_id and stream_id % 2 == 1
-            ):
-                self._abort_stream(stream_id, error)
+        self._goaway = event
 
     def _abort_stream(self, stream_id: int, error: GrpcError) -> None:
         stream = self.streams.pop(stream_id, None)

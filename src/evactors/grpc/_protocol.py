@@ -9,7 +9,10 @@ keeps purerpc's parsing and framing and changes only the event handlers:
   I/O layer can cancel exactly the affected calls;
 - a malformed request or response, an oversized message, a compressed message or an
   unsupported `grpc-encoding` becomes `StreamFailed` for that stream alone;
-- the per-stream read buffer is dropped as soon as its stream ends, fails or is reset.
+- the per-stream read buffer is dropped as soon as its stream ends, fails or is reset;
+- a server refuses a stream over its concurrency limit with REFUSED_STREAM instead of
+  losing the connection (gap 8), and ends a call whose request is still arriving with
+  RST_STREAM(NO_ERROR) after its trailers, as grpc-go does, so the stream is closed.
 
 It does no I/O and knows nothing of trio: `evactors.grpc._connection` drives it. The
 purerpc internals it relies on are checked by tests/test_purerpc_internals.py, which is
@@ -21,8 +24,12 @@ from __future__ import annotations
 from typing import Any
 
 import attrs
+import h2.config
+import h2.connection
 import h2.errors
 import h2.events
+import h2.exceptions
+from h2.utilities import HeaderValidationFlags, validate_headers
 from purerpc.grpclib.buffers import MessageReadBuffer
 from purerpc.grpclib.config import GRPCConfiguration
 from purerpc.grpclib.connection import GRPCConnection
@@ -58,8 +65,15 @@ __all__ = [
 ]
 
 # Errors purerpc's header parsing raises for a malformed request or response
-# (a missing header is a KeyError, a bad :path or grpc-timeout a ValueError).
-_MALFORMED_HEADERS = (ProtocolError, KeyError, ValueError, IndexError)
+# (a missing header is a KeyError, a bad :path or grpc-timeout a ValueError), and
+# those of h2's header checks and of decoding (UnicodeDecodeError is a ValueError).
+_MALFORMED_HEADERS = (ProtocolError, h2.exceptions.ProtocolError, KeyError, ValueError, IndexError)
+# h2's checks for a request's header block (RFC 9113 section 8). A server runs them
+# itself, per stream: h2 would end the whole connection on a malformed request, where
+# the RFC asks for a stream error (section 8.1.1).
+_REQUEST_HEADERS = HeaderValidationFlags(
+    is_client=False, is_trailer=False, is_response_header=False, is_push_promise=False
+)
 # The only message encoding evactors speaks. Compression is refused rather than
 # supported: requests are tiny, and inflating untrusted input is a decompression
 # bomb waiting to happen (purerpc checks the size before inflating).
@@ -91,6 +105,35 @@ class StreamFailed:
     message: str
 
 
+class _H2Connection(h2.connection.H2Connection):  # type: ignore[misc]
+    """h2's connection state machine, leaving the concurrent-stream limit to `GrpcProtocol`.
+
+    h2 compares the inbound streams with the limit we advertise *before* it decodes a
+    HEADERS frame's header block, and raises TooManyStreamsError: the HPACK decoder has
+    then missed a block, so the whole connection is lost (purerpc gap 8). Here h2 sees
+    no open inbound streams; `GrpcProtocol` refuses the extra stream alone, after its
+    headers are decoded.
+    """
+
+    @property
+    def open_inbound_streams(self) -> int:
+        self._open_streams(int(not self.config.client_side))  # counting drops closed streams
+        return 0
+
+    def open_inbound_streams_up_to(self, stream_id: int) -> int:
+        """The peer's open or half-closed streams numbered up to `stream_id`.
+
+        h2 reports the events of all the frames it was given at once, so the streams a
+        later HEADERS frame in the same batch opens are already open: they do not count.
+        """
+        parity = stream_id % 2
+        return sum(
+            1
+            for other, stream in self.streams.items()
+            if other % 2 == parity and other <= stream_id and stream.open
+        )
+
+
 class GrpcProtocol(GRPCConnection):  # type: ignore[misc]
     """purerpc's gRPC connection state machine with per-stream failure handling.
 
@@ -99,7 +142,8 @@ class GrpcProtocol(GRPCConnection):  # type: ignore[misc]
       max_message_length: The largest message accepted, in bytes. The per-stream
         HTTP/2 receive window is twice this, and a stream's data is acknowledged only
         when the application consumes it, so this bounds what one stream can buffer.
-      max_concurrent_streams: Advertised to the peer; a server refuses streams beyond it.
+      max_concurrent_streams: Advertised to the peer; a server refuses streams beyond it
+        with REFUSED_STREAM (which a client may retry).
     """
 
     def __init__(
@@ -110,15 +154,35 @@ class GrpcProtocol(GRPCConnection):  # type: ignore[misc]
         super().__init__(
             GRPCConfiguration(client_side=client_side, max_message_length=max_message_length)
         )
+        # purerpc's own set-up, on h2's connection with the stream limit left to us; a
+        # server checks and decodes request headers itself (see `_request_received`).
+        self.h2_connection = _H2Connection(
+            h2.config.H2Configuration(
+                client_side=client_side,
+                header_encoding="utf-8" if client_side else None,
+                validate_inbound_headers=client_side,
+            )
+        )
+        self.h2_connection.clear_outbound_data_buffer()
+        self._set_h2_connection_local_settings()
         self._responses_started: set[int] = set()
 
     # -- requests (server side) ------------------------------------------------------
 
     def _request_received(self, event: h2.events.RequestReceived) -> list[Any]:
         stream_id = event.stream_id
+        open_streams = self.h2_connection.open_inbound_streams_up_to(stream_id)
+        if open_streams > self.MAX_CONCURRENT_STREAMS:
+            # Not processed at all, so the client may retry it (RFC 9113 section 8.7).
+            self.h2_connection.reset_stream(stream_id, h2.errors.ErrorCodes.REFUSED_STREAM)
+            return []
         try:
+            headers = [
+                (name.decode(), value.decode())
+                for name, value in validate_headers(event.headers, _REQUEST_HEADERS)
+            ]
             request = RequestReceived.parse_from_stream_id_and_headers_destructive(
-                stream_id, HeaderDict(event.headers)
+                stream_id, HeaderDict(headers)
             )
         except _MALFORMED_HEADERS as error:
             return [StreamFailed(stream_id, StatusCode.INTERNAL, f"malformed request: {error}")]
@@ -191,6 +255,7 @@ class GrpcProtocol(GRPCConnection):  # type: ignore[misc]
 
     def _stream_reset(self, event: h2.events.StreamReset) -> list[Any]:
         self.message_read_buffers.pop(event.stream_id, None)
+        self._responses_started.discard(event.stream_id)
         return [StreamReset(event.stream_id, int(event.error_code))]
 
     def _connection_terminated(self, event: h2.events.ConnectionTerminated) -> list[Any]:
@@ -203,7 +268,11 @@ class GrpcProtocol(GRPCConnection):  # type: ignore[misc]
         self._responses_started.add(stream_id)
 
     def end_call(self, stream_id: int, code: StatusCode, message: str = "") -> None:
-        """Send the call's final status (trailers, or a trailers-only response)."""
+        """Send the call's final status (trailers, or a trailers-only response).
+
+        If the client is still sending its request, the stream is then reset with
+        NO_ERROR, as grpc-go does: the client stops sending and the stream is closed.
+        """
         self.message_read_buffers.pop(stream_id, None)
         stream = self.h2_connection.streams.get(stream_id)
         if stream is None or stream.closed:
@@ -215,6 +284,15 @@ class GrpcProtocol(GRPCConnection):  # type: ignore[misc]
             self.end_response(stream_id, status)
         else:
             self.respond_status(stream_id, status, "+proto")
+        if not stream.closed:
+            self.h2_connection.reset_stream(stream_id, h2.errors.ErrorCodes.NO_ERROR)
+
+    def goodbye(self) -> None:
+        """Queue a GOAWAY (NO_ERROR) naming the last stream the peer opened.
+
+        h2 sends nothing on the connection after it, so every call must have ended first.
+        """
+        self.h2_connection.close_connection(h2.errors.ErrorCodes.NO_ERROR)
 
     def reset_stream(self, stream_id: int, error_code: int = h2.errors.ErrorCodes.CANCEL) -> None:
         """Send RST_STREAM, unless the stream is already closed (then there is nothing to do)."""
