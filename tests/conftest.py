@@ -9,6 +9,8 @@ containerd they are skipped, or failed when ``CI=true``.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from uuid import uuid4
@@ -70,3 +72,15 @@ def container_id(containerd: PrivateContainerd) -> Iterator[str]:
     cid = f"t-{uuid4().hex[:10]}"
     yield cid
     containerd.delete_container(cid, namespace="default")
+
+
+@pytest.fixture
+def socket_path(tmp_path: Path) -> Iterator[str]:
+    """A unix socket path for the test (short enough for AF_UNIX: 108 bytes)."""
+    path = str(tmp_path / "s.sock")
+    if len(path) < 100:
+        yield path
+        return
+    short = tempfile.mkdtemp(prefix="evactors-")
+    yield os.path.join(short, "s.sock")
+    shutil.rmtree(short)

@@ -17,16 +17,14 @@ import contextlib
 import errno
 import logging
 import os
-import shutil
 import socket
 import stat
 import struct
 import subprocess
 import sys
-import tempfile
 import urllib.parse
 from collections import defaultdict
-from collections.abc import AsyncGenerator, Callable, Iterator
+from collections.abc import AsyncGenerator, Callable
 from contextlib import asynccontextmanager
 
 import attrs
@@ -125,17 +123,6 @@ class Servicer(SystemServiceServicer):
 @pytest.fixture
 def servicer() -> Servicer:
     return Servicer()
-
-
-@pytest.fixture
-def socket_path(tmp_path) -> Iterator[str]:
-    path = str(tmp_path / "s.sock")
-    if len(path) < 100:  # AF_UNIX paths are limited to 108 bytes
-        yield path
-        return
-    short = tempfile.mkdtemp(prefix="evactors-")
-    yield os.path.join(short, "s.sock")
-    shutil.rmtree(short)
 
 
 @asynccontextmanager

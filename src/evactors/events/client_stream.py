@@ -29,6 +29,7 @@ class StreamRequest:
       until: Stop once the wall clock passes this, and send nothing stamped after it
         (Unix ns); 0 = never.
       after_sequence: Replay retained events with a greater sequence; None = no replay.
+        With `since` as well, the replay takes the events that satisfy both.
     """
 
     filter: EventFilter

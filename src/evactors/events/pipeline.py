@@ -142,6 +142,8 @@ class EventPipeline:
         subscription = self.hub.subscribe()
         if request.after_sequence is not None:
             replay = self.history.after_sequence(request.after_sequence)
+            if request.since:
+                replay = [event for event in replay if event.timestamp >= request.since]
         elif request.since:
             replay = self.history.since(request.since)
         else:

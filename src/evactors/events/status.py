@@ -51,8 +51,9 @@ STATUS_BY_TOPIC: Final = MappingProxyType(
     }
 )
 
-# First path component of the topic -> type. The service's own notices are under
-# /evactors/.
+# First path component of the topic -> type. Nothing from containerd is a SYSTEM_EVENT,
+# not even a topic under /evactors/: that type is for the notices the service makes
+# itself (`Normalizer.events_missed`), so a client can trust it.
 TYPE_BY_TOPIC_ROOT: Final = MappingProxyType(
     {
         "containers": EventType.CONTAINER_EVENT,
@@ -61,7 +62,6 @@ TYPE_BY_TOPIC_ROOT: Final = MappingProxyType(
         "snapshot": EventType.SNAPSHOT_EVENT,
         "namespaces": EventType.NAMESPACE_EVENT,
         "content": EventType.CONTENT_EVENT,
-        "evactors": EventType.SYSTEM_EVENT,
     }
 )
 

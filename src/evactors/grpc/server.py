@@ -259,7 +259,7 @@ class Server:
                             )
                         )
                     addresses = [item.address for item in listening]
-                    LOGGER.info("serving gRPC on %s", ", ".join(map(str, addresses)))
+                    LOGGER.debug("serving gRPC on %s", ", ".join(map(str, addresses)))
                     task_status.started(addresses)
                     await self._stop.wait()
                     acceptors.cancel_scope.cancel(reason="server shutting down")
@@ -270,7 +270,7 @@ class Server:
             for item in listening:
                 await trio.aclose_forcefully(item.listener)
             _remove_socket_files(listening)
-        LOGGER.info("gRPC server stopped")
+        LOGGER.debug("gRPC server stopped")
 
     # -- shutdown -------------------------------------------------------------------------
 

@@ -1,0 +1,79 @@
+"""Between evactors' wire messages and the pipeline's records, both ways.
+
+Requests are checked here, before anything else happens: a bad one raises `GrpcError`
+with INVALID_ARGUMENT and a message naming what was wrong, so the call ends before any
+event is sent.
+"""
+
+from __future__ import annotations
+
+from typing import cast
+
+from evactors._generated.evactors.v1 import system_service_pb2 as pb
+from evactors.events.client_stream import StreamRequest
+from evactors.events.filters import FilterError, parse_filters
+from evactors.events.model import SystemEvent
+from evactors.events.pipeline import PipelineStats
+from evactors.events.template import TemplateError, compile_template
+from evactors.grpc import GrpcError, StatusCode
+
+
+def stream_request(message: pb.GetSystemEventsRequest) -> StreamRequest:
+    """The pipeline's request for a GetSystemEvents call.
+
+    `after_sequence = 0` means "not set" (proto3 cannot tell 0 from unset; sequences
+    start at 1, so resuming after 0 would be the same as `since` the beginning).
+    When both `since` and `after_sequence` are set, the replay takes events that
+    satisfy both.
+
+    Raises:
+      GrpcError: INVALID_ARGUMENT naming the offending filter, template or time.
+    """
+    try:
+        event_filter = parse_filters(message.filters)
+        template = compile_template(message.format) if message.format else None
+    except (FilterError, TemplateError) as error:
+        raise GrpcError(StatusCode.INVALID_ARGUMENT, str(error)) from None
+    since, until = message.since, message.until
+    for name, value in (("since", since), ("until", until)):
+        if value < 0:
+            raise GrpcError(
+                StatusCode.INVALID_ARGUMENT,
+                f"{name} must be Unix nanoseconds >= 0 (0 = unset), not {value}",
+            )
+    if since and until and since > until:
+        raise GrpcError(StatusCode.INVALID_ARGUMENT, f"since ({since}) is after until ({until})")
+    return StreamRequest(
+        filter=event_filter,
+        template=template,
+        since=since,
+        until=until,
+        after_sequence=message.after_sequence or None,
+    )
+
+
+def event_message(event: SystemEvent, formatted: str = "") -> pb.SystemEvent:
+    return pb.SystemEvent(
+        timestamp=event.timestamp,
+        container_id=event.container_id,
+        namespace=event.namespace,
+        topic=event.topic,
+        status=event.status,
+        event_data=event.event_data,
+        type=cast("pb.EventType", event.type.value),
+        metadata=event.metadata,
+        sequence=event.sequence,
+        formatted=formatted,
+    )
+
+
+def stats_message(stats: PipelineStats) -> pb.ServiceStats:
+    return pb.ServiceStats(
+        started_at=stats.started_at,
+        events_received=stats.events_received,
+        events_delivered=stats.events_delivered,
+        events_dropped=stats.events_dropped,
+        subscribers=stats.subscribers,
+        last_sequence=stats.last_sequence,
+        containerd_connected=stats.containerd_connected,
+    )
