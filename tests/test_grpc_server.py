@@ -328,6 +328,16 @@ async def test_unary_and_streaming_calls_from_evactors_client(servicer, socket_p
     assert received == [(1, "k"), (2, "k"), (3, "k")]
 
 
+async def test_an_error_raised_inside_a_channel_comes_out_unwrapped(servicer, socket_path):
+    # The channel's nursery must not turn the caller's own exception into a group:
+    # the subscriber's retry (`except ContainerdError`) depends on it.
+    async with serving(servicer, listen_on("unix", socket_path)) as (_, [address]):
+        with pytest.raises(GrpcError) as caught:
+            async with open_channel(address):
+                raise GrpcError(StatusCode.UNAVAILABLE, "from the caller")
+    assert caught.value.message == "from the caller"
+
+
 @pytest.mark.parametrize("kind", ["unix", "tcp"])
 async def test_unary_and_streaming_calls_from_grpcio(servicer, socket_path, kind):
     async with serving(servicer, listen_on(kind, socket_path)) as (_, [address]):

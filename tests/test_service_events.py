@@ -10,8 +10,12 @@ image and labels matter.
 from __future__ import annotations
 
 import json
+import os
+import signal
+import tempfile
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 import trio
@@ -20,6 +24,7 @@ from evactors._generated.evactors.v1 import system_service_pb2 as pb
 from evactors.containerd import open_containerd
 from evactors.grpc import GrpcError, StatusCode, open_channel
 from evactors.rpc import SystemClient, open_system_client
+from evactors.testing import start_private_containerd, stop_private_containerd
 
 from ._evactors_helpers import (
     eventually,
@@ -384,3 +389,43 @@ async def test_info_reports_the_services_stats(evactors, client, ctd_client, nam
     assert stats.events_delivered >= 2
     assert 0 < stats.started_at <= time.time_ns()
     assert info.service_version
+
+
+async def test_a_stream_outlives_a_containerd_restart_and_carries_the_new_ones_events(
+    socket_path, namespace
+):
+    # A containerd of its own, whose socket path survives the restart (a short folder:
+    # a long one would put the socket in a fresh temporary folder each time).
+    base = Path(tempfile.mkdtemp(prefix="ctd-", dir="/tmp"))
+    first = await trio.to_thread.run_sync(start_private_containerd, base)
+    second = None
+    try:
+        async with running_evactors(str(first.address), socket_path) as daemon:
+            async with open_containerd(str(first.address)) as ctd_client:
+                await wait_until_live(daemon, ctd_client)
+            request = pb.GetSystemEventsRequest(filters=["type=task", "type=system"])
+            async with (
+                open_system_client(daemon.addresses[0]) as client,
+                client.events(request) as stream,
+            ):
+                await eventually(lambda: daemon.pipeline.stats().subscribers == 1)
+                async with open_containerd(str(first.address)) as ctd_client:
+                    await publish_exits(ctd_client, namespace, ["before"])
+                assert [e.container_id for e in await receive(stream, 1)] == ["before"]
+
+                os.kill(first.pid, signal.SIGKILL)
+                await trio.to_thread.run_sync(first._process.wait)
+                second = await trio.to_thread.run_sync(start_private_containerd, base)
+                assert second.address == first.address
+
+                notice = (await receive(stream, 1))[0]
+                assert (notice.type, notice.topic) == (pb.SYSTEM_EVENT, "/evactors/events-missed")
+                assert json.loads(notice.event_data)["reason"]
+                async with open_containerd(str(second.address)) as ctd_client:
+                    await publish_exits(ctd_client, namespace, ["after"])
+                after = await receive(stream, 1)
+                assert [e.container_id for e in after] == ["after"]
+                assert after[0].sequence > notice.sequence
+                assert (await client.info()).stats.containerd_connected
+    finally:
+        await trio.to_thread.run_sync(stop_private_containerd, second or first)

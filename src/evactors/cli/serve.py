@@ -14,7 +14,7 @@ from evactors.daemon import DaemonConfig, run_daemon
 from evactors.events.pipeline import DEFAULT_CLIENT_BACKLOG, DEFAULT_HISTORY
 from evactors.paths import default_containerd_address, default_listen_address
 
-from ._common import address_argument, non_negative_int, positive_int
+from ._common import address_argument, first_exception, non_negative_int, positive_int
 
 
 def add_parser(subparsers: Any) -> None:
@@ -81,9 +81,12 @@ def run(args: argparse.Namespace) -> int:
         history=args.history,
         client_backlog=args.client_backlog,
     )
+    failure: OSError | None = None
     try:
         trio.run(functools.partial(run_daemon, config))
-    except OSError as error:
-        print(f"evactors serve: cannot listen: {error}", file=sys.stderr)
+    except* OSError as group:  # a listen address cannot be bound
+        failure = first_exception(group)
+    if failure is not None:
+        print(f"evactors serve: {failure}", file=sys.stderr)
         return 1
     return 0

@@ -50,7 +50,8 @@ async def open_channel(
 
     Resource handling:
       The connection's reader and writer run in a nursery of this context; leaving it
-      cancels them, resets every open call and closes the socket.
+      cancels them, resets every open call and closes the socket. An exception raised
+      in the `async with` block comes out unwrapped (not in an ExceptionGroup).
     """
     if isinstance(address, str):
         address = parse_address(address)
@@ -65,12 +66,24 @@ async def open_channel(
         max_concurrent_streams=_CLIENT_MAX_CONCURRENT_STREAMS,
     )
     connection = GrpcConnection(transport, protocol, name=str(address))
-    async with trio.open_nursery() as nursery:
-        await nursery.start(connection.run)
-        try:
-            yield Channel(connection, address)
-        finally:
-            nursery.cancel_scope.cancel(reason="channel closed")
+    body_error: BaseException | None = None
+    try:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(connection.run)
+            try:
+                yield Channel(connection, address)
+            except BaseException as error:
+                body_error = error
+                raise
+            finally:
+                nursery.cancel_scope.cancel(reason="channel closed")
+    except BaseExceptionGroup as group:
+        # The nursery wraps what the caller's block raised in a group (strict exception
+        # groups). When that is all there is, hand it back as it was raised, so that
+        # callers catch a GrpcError or Cancelled from their own code as usual.
+        if body_error is not None and group.exceptions == (body_error,):
+            raise body_error from None
+        raise
 
 
 class Channel:

@@ -486,7 +486,10 @@ def _peer(transport: trio.SocketStream) -> str:
 async def _listen(address: Address) -> list[_Listening]:
     if isinstance(address, TcpAddress):
         # trio sets SO_REUSEADDR (restart while old connections linger), never SO_REUSEPORT.
-        listeners = await trio.open_tcp_listeners(address.port, host=address.host)
+        try:
+            listeners = await trio.open_tcp_listeners(address.port, host=address.host)
+        except OSError as error:
+            raise OSError(error.errno, f"cannot listen on {address}: {error.strerror}") from error
         return [
             _Listening(TcpAddress(address.host, listener.socket.getsockname()[1]), listener)
             for listener in listeners
