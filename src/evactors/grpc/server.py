@@ -276,7 +276,7 @@ class Server:
 
     async def _close_connections(self) -> None:
         error = GrpcError(StatusCode.UNAVAILABLE, self._stop_message)
-        LOGGER.info("closing %d gRPC connections: %s", len(self._connections), error.message)
+        LOGGER.debug("closing %d gRPC connections: %s", len(self._connections), error.message)
         async with trio.open_nursery() as nursery:
             for served in list(self._connections):
                 nursery.start_soon(self._close_gracefully, served, error)
