@@ -50,7 +50,6 @@ from evactors.grpc import (
     UnixAddress,
     open_channel,
 )
-from evactors.grpc._protocol import _H2Connection
 
 TEST_TIMEOUT = 10
 # Cancellation of a handler after a reset or a lost connection is immediate; this is
@@ -787,18 +786,3 @@ async def test_shutdown_ends_open_calls_with_unavailable_and_removes_the_socket(
     assert servicer.finished["evactors"].is_set()
     assert not await trio.Path(socket_path).exists()
     assert server.statistics() == ServerStatistics(connections=0, calls=0)
-
-
-# -- what the server relies on in h2 ----------------------------------------------------------
-
-
-def test_h2_internals_the_stream_limit_relies_on():
-    import inspect
-
-    source = inspect.getsource(h2.connection.H2Connection._receive_headers_frame)
-    assert "self.open_inbound_streams" in source
-    assert isinstance(
-        inspect.getattr_static(h2.connection.H2Connection, "open_inbound_streams"), property
-    )
-    assert callable(h2.connection.H2Connection._open_streams)
-    assert issubclass(_H2Connection, h2.connection.H2Connection)

@@ -10,7 +10,7 @@ from importlib.metadata import version
 import h2.connection
 from purerpc.grpclib import buffers, connection, events, headers, status
 
-from evactors.grpc._protocol import GrpcProtocol
+from evactors.grpc._protocol import GrpcProtocol, _H2Connection
 
 
 def test_pinned_versions():
@@ -61,3 +61,15 @@ def test_state_and_helpers_we_use_still_exist():
     assert callable(events.ResponseEnded.parse_from_stream_id_and_headers_destructive)
     assert headers.HeaderDict([("a", "1")])["a"] == "1"
     assert status.Status(5, "m").int_value == 5
+
+
+def test_h2_internals_the_stream_limit_relies_on():
+    # The server counts open inbound streams itself (REFUSED_STREAM past its limit)
+    # through the same h2 internals h2 uses for its own check.
+    source = inspect.getsource(h2.connection.H2Connection._receive_headers_frame)
+    assert "self.open_inbound_streams" in source
+    assert isinstance(
+        inspect.getattr_static(h2.connection.H2Connection, "open_inbound_streams"), property
+    )
+    assert callable(h2.connection.H2Connection._open_streams)
+    assert issubclass(_H2Connection, h2.connection.H2Connection)
