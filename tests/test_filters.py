@@ -16,10 +16,10 @@ from hypothesis import strategies as st
 from evactors.events.filters import (
     EventFilter,
     FilterError,
-    _normalized_image,
     parse_filters,
 )
 from evactors.events.model import EventType, SystemEvent
+from evactors.references import normalized_image
 
 # Hypothesis would otherwise write a .hypothesis/ directory into the shared checkout.
 quick = settings(database=None, max_examples=200, deadline=None)
@@ -255,8 +255,8 @@ def test_event_without_image_never_matches_image_filter():
         ("Registry/app", "Registry/app:latest"),
     ],
 )
-def test_normalized_image(reference, normalized):
-    assert _normalized_image(reference) == normalized
+def testnormalized_image(reference, normalized):
+    assert normalized_image(reference) == normalized
 
 
 @pytest.mark.parametrize(
@@ -274,7 +274,7 @@ def test_normalized_image(reference, normalized):
     ],
 )
 def test_unparsable_image_is_kept_verbatim(reference):
-    assert _normalized_image(reference) == reference
+    assert normalized_image(reference) == reference
 
 
 def test_unparsable_image_value_is_compared_verbatim():
