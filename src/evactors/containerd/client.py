@@ -9,6 +9,7 @@ types stay inside this package; failures raise `evactors.containerd.errors` clas
 
 from __future__ import annotations
 
+import enum
 from collections.abc import AsyncGenerator, Iterable, Mapping
 from contextlib import asynccontextmanager
 from typing import Final, Self, TypeVar
@@ -19,14 +20,25 @@ from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from evactors._generated.containerd.services.containers.v1 import containers_pb2
+from evactors._generated.containerd.services.content.v1 import content_pb2
 from evactors._generated.containerd.services.events.v1 import events_pb2
 from evactors._generated.containerd.services.images.v1 import images_pb2
 from evactors._generated.containerd.services.introspection.v1 import introspection_pb2
 from evactors._generated.containerd.services.namespaces.v1 import namespace_pb2
+from evactors._generated.containerd.services.snapshots.v1 import snapshots_pb2
+from evactors._generated.containerd.services.tasks.v1 import tasks_pb2
 from evactors._generated.containerd.services.version.v1 import version_pb2
-from evactors.grpc import Channel, GrpcError, ResponseStream, open_channel, parse_address
+from evactors._generated.containerd.types.task import task_pb2
+from evactors.grpc import (
+    Channel,
+    GrpcError,
+    ResponseStream,
+    StatusCode,
+    open_channel,
+    parse_address,
+)
 
-from .errors import translate, translated_errors
+from .errors import FailedPrecondition, NotFound, translate, translated_errors
 from .events import Envelope, Payload, decode_envelope, encode_payload
 
 ResponseT = TypeVar("ResponseT", bound=Message)
@@ -41,6 +53,12 @@ _SKIP_PLUGIN_MESSAGE = "skip plugin"
 
 def _unix_ns(timestamp: Timestamp) -> int:
     return timestamp.seconds * 1_000_000_000 + timestamp.nanos
+
+
+def _unix_ns_or_zero(timestamp: Timestamp) -> int:
+    """Like `_unix_ns`, but 0 for "never": containerd sends Go's zero time (year 1)."""
+    ns = _unix_ns(timestamp)
+    return ns if ns > 0 else 0
 
 
 @attrs.frozen
@@ -88,6 +106,84 @@ class Image:
     target_size: int
     created_at: int
     updated_at: int
+
+
+class TaskStatus(enum.IntEnum):
+    """A task's state, with containerd's numbers (`containerd.v1.types.Status`).
+
+    A number this enum does not know (from a newer containerd) reads as `UNKNOWN`.
+    """
+
+    UNKNOWN = 0
+    CREATED = 1
+    RUNNING = 2
+    STOPPED = 3
+    PAUSED = 4
+    PAUSING = 5
+
+    @classmethod
+    def _missing_(cls, value: object) -> TaskStatus:
+        return cls.UNKNOWN
+
+
+@attrs.frozen
+class Task:
+    """A container's task (its init process), as `ctr tasks ls` shows it.
+
+    `exit_status` and `exited_at` (Unix ns) are 0 until the task has stopped.
+    """
+
+    container_id: str
+    pid: int
+    status: TaskStatus
+    exit_status: int
+    exited_at: int
+
+
+@attrs.frozen
+class SnapshotUsage:
+    """Disk use of one snapshot's own layer (not its parents'), as `du` counts it:
+    `size` in bytes of allocated blocks, `inodes` including the layer's directory."""
+
+    size: int
+    inodes: int
+
+
+@attrs.frozen
+class ContentInfo:
+    """A committed blob of the content store, as seen from one namespace.
+
+    `updated_at` is 0 in what `content()` returns: containerd's Content/List leaves
+    it out (1.6); `content_info()` has it.
+    """
+
+    digest: str
+    size: int
+    created_at: int
+    updated_at: int
+    labels: Mapping[str, str]
+
+
+def _task(record: task_pb2.Process) -> Task:
+    # containerd (1.6 at least) leaves `container_id` empty in Tasks/List and Get and
+    # puts the container id in `id` (an init process's id is its container's).
+    return Task(
+        container_id=record.container_id or record.id,
+        pid=record.pid,
+        status=TaskStatus(record.status),
+        exit_status=record.exit_status,
+        exited_at=_unix_ns_or_zero(record.exited_at),
+    )
+
+
+def _content_info(record: content_pb2.Info) -> ContentInfo:
+    return ContentInfo(
+        digest=record.digest,
+        size=record.size,
+        created_at=_unix_ns_or_zero(record.created_at),
+        updated_at=_unix_ns_or_zero(record.updated_at),
+        labels=dict(record.labels),
+    )
 
 
 def _container(record: containers_pb2.Container) -> Container:
@@ -144,7 +240,9 @@ async def open_containerd(
             yield ContainerdClient(channel)
 
 
-class ContainerdClient:
+# One method per containerd call that evactors makes: a flat facade over several
+# containerd services, so it has more public methods than ruff's default cap.
+class ContainerdClient:  # ruff: ignore[too-many-public-methods]
     """Calls to one containerd; made by `open_containerd`."""
 
     def __init__(self, channel: Channel) -> None:
@@ -225,6 +323,32 @@ class ContainerdClient:
         )
         return _container(response.container)
 
+    async def delete_container(self, namespace: str, container_id: str) -> None:
+        """Delete a container record. containerd's garbage collection then removes its
+        snapshot, unless something else refers to it (see `remove_snapshot`).
+
+        Raises `NotFound` when it does not exist, and `FailedPrecondition` while it
+        still has a task, in any state: delete that first. containerd itself would
+        delete the record and orphan a running task, so this checks first, as
+        containerd's Go client does (a task created meanwhile is not caught).
+        """
+        try:
+            task = await self.task(namespace, container_id)
+        except NotFound:
+            pass
+        else:
+            raise FailedPrecondition(
+                StatusCode.FAILED_PRECONDITION,
+                f'container "{container_id}" in namespace "{namespace}": '
+                f"cannot delete, its task is {task.status.name}",
+            )
+        await self._call(
+            "/containerd.services.containers.v1.Containers/Delete",
+            containers_pb2.DeleteContainerRequest(id=container_id),
+            Empty,
+            namespace,
+        )
+
     async def images(self, namespace: str, filters: Iterable[str] = ()) -> list[Image]:
         response = await self._call(
             "/containerd.services.images.v1.Images/List",
@@ -233,6 +357,110 @@ class ContainerdClient:
             namespace,
         )
         return [_image(record) for record in response.images]
+
+    async def delete_image(self, namespace: str, name: str, *, sync: bool = True) -> None:
+        """Delete an image name. Raises `NotFound` when there is no such image.
+
+        With `sync`, containerd runs its garbage collection before answering, so the
+        content and snapshots nothing else in `namespace` refers to are gone on return;
+        without it they go a little later. Other namespaces keep their own references.
+        """
+        await self._call(
+            "/containerd.services.images.v1.Images/Delete",
+            images_pb2.DeleteImageRequest(name=name, sync=sync),
+            Empty,
+            namespace,
+        )
+
+    # -- tasks (namespaced) --------------------------------------------------------------
+
+    async def tasks(self, namespace: str) -> list[Task]:
+        """The tasks of `namespace`: one per container that has one, in any state."""
+        response = await self._call(
+            "/containerd.services.tasks.v1.Tasks/List",
+            tasks_pb2.ListTasksRequest(),
+            tasks_pb2.ListTasksResponse,
+            namespace,
+        )
+        return [_task(record) for record in response.tasks]
+
+    async def task(self, namespace: str, container_id: str) -> Task:
+        """The task of a container. Raises `NotFound` when it has none (or there is no
+        such container)."""
+        response = await self._call(
+            "/containerd.services.tasks.v1.Tasks/Get",
+            tasks_pb2.GetRequest(container_id=container_id),
+            tasks_pb2.GetResponse,
+            namespace,
+        )
+        return _task(response.process)
+
+    async def delete_task(self, namespace: str, container_id: str) -> int:
+        """Delete a container's stopped (or created) task and return its exit status.
+
+        Raises `NotFound` when the container has no task, `FailedPrecondition` when the
+        task still runs (kill it first).
+        """
+        response = await self._call(
+            "/containerd.services.tasks.v1.Tasks/Delete",
+            tasks_pb2.DeleteTaskRequest(container_id=container_id),
+            tasks_pb2.DeleteResponse,
+            namespace,
+        )
+        return response.exit_status
+
+    # -- snapshots and content (namespaced) ----------------------------------------------
+
+    async def remove_snapshot(self, namespace: str, snapshotter: str, key: str) -> None:
+        """Remove a snapshot. Raises `NotFound` when there is none with that key.
+
+        Remove a container's snapshot before deleting the container, as containerd's
+        Go client does: once no container refers to it, garbage collection may remove
+        it first (within tens of milliseconds).
+        """
+        await self._call(
+            "/containerd.services.snapshots.v1.Snapshots/Remove",
+            snapshots_pb2.RemoveSnapshotRequest(snapshotter=snapshotter, key=key),
+            Empty,
+            namespace,
+        )
+
+    async def snapshot_usage(self, namespace: str, snapshotter: str, key: str) -> SnapshotUsage:
+        """Disk use of a snapshot. Raises `NotFound` when there is none with that key."""
+        response = await self._call(
+            "/containerd.services.snapshots.v1.Snapshots/Usage",
+            snapshots_pb2.UsageRequest(snapshotter=snapshotter, key=key),
+            snapshots_pb2.UsageResponse,
+            namespace,
+        )
+        return SnapshotUsage(size=response.size, inodes=response.inodes)
+
+    async def content(self, namespace: str, filters: Iterable[str] = ()) -> list[ContentInfo]:
+        """The blobs of the content store that `namespace` holds (containerd streams
+        them in batches; this gathers them all)."""
+        found: list[ContentInfo] = []
+        with translated_errors():
+            async with self._channel.unary_stream(
+                "/containerd.services.content.v1.Content/List",
+                content_pb2.ListContentRequest(filters=list(filters)),
+                content_pb2.ListContentResponse,
+                metadata=((NAMESPACE_HEADER, namespace),),
+                timeout=DEFAULT_CALL_TIMEOUT,
+            ) as responses:
+                async for response in responses:
+                    found.extend(_content_info(record) for record in response.info)
+        return found
+
+    async def content_info(self, namespace: str, digest: str) -> ContentInfo:
+        """One blob by digest (`sha256:...`). Raises `NotFound` when `namespace` does
+        not hold it."""
+        response = await self._call(
+            "/containerd.services.content.v1.Content/Info",
+            content_pb2.InfoRequest(digest=digest),
+            content_pb2.InfoResponse,
+            namespace,
+        )
+        return _content_info(response.info)
 
     # -- events --------------------------------------------------------------------------
 

@@ -2,6 +2,7 @@
 
 containerd reports errors as gRPC statuses (its `errdefs` package maps them one to
 one); `translate` turns a `GrpcError` from a containerd call into the matching class.
+A few errors from shims arrive as UNKNOWN; those it knows are recognised by message.
 """
 
 from __future__ import annotations
@@ -58,9 +59,27 @@ _BY_CODE: dict[StatusCode, type[ContainerdError]] = {
 }
 
 
+# Failures containerd reports as UNKNOWN because the shim's error carries no errdefs
+# kind, recognised by their message: (message fragment, class).
+_BY_UNKNOWN_MESSAGE: tuple[tuple[str, type[ContainerdError]], ...] = (
+    # runc shim: Tasks/Delete of a task that still runs (seen with containerd 1.6.20).
+    ("cannot delete a running process", FailedPrecondition),
+)
+
+
 def translate(error: GrpcError) -> ContainerdError:
-    """The containerd exception for a failed call's status."""
-    return _BY_CODE.get(error.code, ContainerdError)(error.code, error.message)
+    """The containerd exception for a failed call's status.
+
+    `code` keeps the status containerd sent, also when a known UNKNOWN message picks a
+    more precise class.
+    """
+    cls = _BY_CODE.get(error.code, ContainerdError)
+    if error.code == StatusCode.UNKNOWN:
+        for fragment, known in _BY_UNKNOWN_MESSAGE:
+            if fragment in error.message:
+                cls = known
+                break
+    return cls(error.code, error.message)
 
 
 @contextmanager
