@@ -81,8 +81,8 @@ async def run_daemon(
       OSError: a listen address cannot be bound (a live server on the unix socket).
     """
     pipeline = EventPipeline(history_size=config.history, client_backlog=config.client_backlog)
-    server = Server(SystemService(pipeline), shutdown_timeout=SHUTDOWN_TIMEOUT)
     connect = functools.partial(open_containerd, config.containerd_address)
+    server = Server(SystemService(pipeline, connect), shutdown_timeout=SHUTDOWN_TIMEOUT)
     async with trio.open_nursery() as nursery:
         await nursery.start(pipeline.run, connect)
         if handle_signals:

@@ -16,6 +16,8 @@ from evactors.events.model import SystemEvent
 from evactors.events.pipeline import PipelineStats
 from evactors.events.template import TemplateError, compile_template
 from evactors.grpc import GrpcError, StatusCode
+from evactors.system.info import SystemInfo
+from evactors.system.prune import PruneReport
 
 
 def stream_request(message: pb.GetSystemEventsRequest) -> StreamRequest:
@@ -76,4 +78,43 @@ def stats_message(stats: PipelineStats) -> pb.ServiceStats:
         subscribers=stats.subscribers,
         last_sequence=stats.last_sequence,
         containerd_connected=stats.containerd_connected,
+    )
+
+
+def info_message(
+    info: SystemInfo, service_version: str, stats: pb.ServiceStats
+) -> pb.GetSystemInfoResponse:
+    host = info.host
+    return pb.GetSystemInfoResponse(
+        server_version=info.version.version,
+        server_revision=info.version.revision,
+        server_uuid=info.server_uuid,
+        namespace=info.namespace,
+        containers=info.containers.total,
+        containers_running=info.containers.running,
+        containers_paused=info.containers.paused,
+        containers_stopped=info.containers.stopped,
+        images=info.images,
+        namespaces=info.namespaces,
+        plugins=[pb.Plugin(type=p.type, id=p.id, status=p.status) for p in info.plugins],
+        kernel_version=host.kernel_version,
+        operating_system=host.operating_system,
+        os_type=host.os_type,
+        architecture=host.architecture,
+        ncpu=host.ncpu,
+        mem_total=host.mem_total,
+        name=host.name,
+        service_version=service_version,
+        stats=stats,
+    )
+
+
+def prune_message(report: PruneReport) -> pb.SystemPruneResponse:
+    return pb.SystemPruneResponse(
+        containers_deleted=report.containers_deleted,
+        images_deleted=report.images_deleted,
+        networks_deleted=report.networks_deleted,
+        volumes_deleted=report.volumes_deleted,
+        space_reclaimed=report.space_reclaimed,
+        errors=report.errors,
     )

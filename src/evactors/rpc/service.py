@@ -10,38 +10,55 @@ block releases the filter actor and its channel at once.
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Generator
 
 from evactors._generated.evactors.v1 import system_service_pb2 as pb
 from evactors._generated.evactors.v1.system_service_grpc import SystemServiceServicer
 from evactors._version import __version__
+from evactors.containerd import ContainerdError
 from evactors.events.client_stream import Delivery, EndReason
 from evactors.events.pipeline import EventPipeline
+from evactors.events.subscriber import ConnectContainerd
 from evactors.grpc import GrpcError, StatusCode
+from evactors.system.info import DEFAULT_NAMESPACE, gather_system_info
+from evactors.system.prune import PruneFilterError, parse_prune_filters, prune
 
-from .messages import event_message, stats_message, stream_request
+from .messages import (
+    event_message,
+    info_message,
+    prune_message,
+    stats_message,
+    stream_request,
+)
 
 LOGGER = logging.getLogger(__name__)
 
 
 class SystemService(SystemServiceServicer):
-    """Answers SystemService calls from the event pipeline (and, for info and prune,
-    from containerd).
+    """Answers SystemService calls: events from the event pipeline; info and prune from
+    containerd, on a connection of their own for each call.
 
     Args:
       pipeline: The running event pipeline.
+      connect: Opens a containerd client (the daemon's containerd address).
     """
 
-    def __init__(self, pipeline: EventPipeline) -> None:
+    def __init__(self, pipeline: EventPipeline, connect: ConnectContainerd) -> None:
         self._pipeline = pipeline
+        self._connect = connect
+        # Two prunes at once would race over the same objects: the second is refused
+        # (ABORTED, as Docker answers 409), not queued behind a long first one.
+        self._pruning = False
 
     async def GetSystemInfo(self, message: pb.GetSystemInfoRequest) -> pb.GetSystemInfoResponse:
-        return pb.GetSystemInfoResponse(
-            namespace=message.namespace or "default",
-            service_version=__version__,
-            stats=stats_message(self._pipeline.stats()),
-        )
+        namespace = message.namespace or DEFAULT_NAMESPACE
+        with _containerd_errors():
+            async with self._connect() as client:
+                info = await gather_system_info(client, namespace)
+        return info_message(info, __version__, stats_message(self._pipeline.stats()))
 
     # The generated servicer declares every method a coroutine; a streaming one is an
     # async generator.
@@ -76,4 +93,36 @@ class SystemService(SystemServiceServicer):
         raise GrpcError(StatusCode.UNAVAILABLE, "the service is shutting down")
 
     async def SystemPrune(self, message: pb.SystemPruneRequest) -> pb.SystemPruneResponse:
-        raise GrpcError(StatusCode.UNIMPLEMENTED, "SystemPrune is not implemented yet")
+        try:
+            prune_filter = parse_prune_filters(message.filters, now_ns=time.time_ns())
+        except PruneFilterError as error:
+            raise GrpcError(StatusCode.INVALID_ARGUMENT, str(error)) from None
+        if self._pruning:
+            raise GrpcError(
+                StatusCode.ABORTED, "a prune is already running; try again once it is done"
+            )
+        self._pruning = True
+        try:
+            with _containerd_errors():
+                async with self._connect() as client:
+                    report = await prune(
+                        client,
+                        message.namespace or DEFAULT_NAMESPACE,
+                        prune_filter,
+                        all_images=message.all,
+                        volumes=message.volumes,
+                        dry_run=message.dry_run,
+                    )
+        finally:
+            self._pruning = False
+        return prune_message(report)
+
+
+@contextlib.contextmanager
+def _containerd_errors() -> Generator[None]:
+    """A failed containerd call ends the RPC with containerd's status, and its message
+    (which names the socket when containerd cannot be reached)."""
+    try:
+        yield
+    except ContainerdError as error:
+        raise GrpcError(error.code, f"containerd: {error.message}") from None

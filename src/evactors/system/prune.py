@@ -1,0 +1,254 @@
+"""`SystemPrune`: remove one namespace's stopped containers and unused images.
+
+What goes, as `nerdctl system prune` decides it for containerd:
+
+- **Containers** that are stopped: no task, or a task that has stopped (the task is
+  deleted first). A running, paused or created-but-not-started task is never touched;
+  each container's task is looked up again just before it is removed, and containerd
+  refuses to delete a container that has a task, so one that starts in between is left
+  alone (not an error). Its snapshot goes with it.
+- **Images**: dangling ones (`references.is_dangling`), and with `all` every image no
+  remaining container uses. An image a remaining container uses is never removed.
+  Deleted with containerd's `sync` option, which waits for garbage collection, so the
+  content store's drop can be measured: that is `space_reclaimed`.
+- **Filters** (`docker system prune --filter`): `until=TIME` (created before), `label=k`,
+  `label=k=v` (all must match), `label!=k`, `label!=k=v` (excluded when all match).
+  They apply to containers and images alike.
+- **Volumes and networks** are nerdctl's files, not containerd objects: see
+  `nerdctl_state` for what is reported.
+
+One failure never stops the rest: each becomes one line of `errors`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from typing import Final
+
+import attrs
+
+from evactors.containerd import (
+    Container,
+    ContainerdClient,
+    ContainerdError,
+    FailedPrecondition,
+    Image,
+    NotFound,
+    TaskStatus,
+)
+from evactors.references import is_dangling
+from evactors.timespec import TimeSpecError, parse_time
+
+LOGGER = logging.getLogger(__name__)
+
+PRUNE_FILTER_KEYS: Final = ("until", "label", "label!")
+# Where nerdctl keeps its volumes and network configurations, by default.
+NERDCTL_DATA_ROOT: Final = "/var/lib/nerdctl"
+CNI_NETCONF_DIR: Final = "/etc/cni/net.d"
+
+
+class PruneFilterError(ValueError):
+    """A prune filter that cannot be used; the message names it and says why."""
+
+    def __init__(self, filter_text: str, reason: str) -> None:
+        super().__init__(f'invalid prune filter "{filter_text}": {reason}')
+        self.filter = filter_text
+
+
+@attrs.frozen
+class PruneFilter:
+    """Which objects a prune may consider (all of them when empty).
+
+    Attributes:
+      created_before: Only objects created before this (Unix ns); None = any.
+      labels: `label=` conditions: (key, value or None for "has the key"); all must hold.
+      not_labels: `label!=` conditions: an object is spared when all of them hold.
+    """
+
+    created_before: int | None = None
+    labels: tuple[tuple[str, str | None], ...] = ()
+    not_labels: tuple[tuple[str, str | None], ...] = ()
+
+    def matches(self, created_at: int, labels: Mapping[str, str]) -> bool:
+        if self.created_before is not None and created_at >= self.created_before:
+            return False
+        if not all(_has_label(labels, condition) for condition in self.labels):
+            return False
+        return not (self.not_labels and all(_has_label(labels, c) for c in self.not_labels))
+
+
+def _has_label(labels: Mapping[str, str], condition: tuple[str, str | None]) -> bool:
+    key, value = condition
+    return key in labels and (value is None or labels[key] == value)
+
+
+def parse_prune_filters(filters: Sequence[str], *, now_ns: int) -> PruneFilter:
+    """Check prune filters as `docker system prune --filter` takes them.
+
+    Raises:
+      PruneFilterError: naming the first filter that is malformed, has an unknown key,
+        an unreadable time, or is a second `until`.
+    """
+    created_before: int | None = None
+    labels: list[tuple[str, str | None]] = []
+    not_labels: list[tuple[str, str | None]] = []
+    for text in filters:
+        key, equals, value = text.partition("=")
+        if not equals:
+            raise PruneFilterError(text, "want key=value")
+        if key not in PRUNE_FILTER_KEYS:
+            raise PruneFilterError(text, f"unknown key {key!r}; prune takes until, label, label!")
+        if not value:
+            raise PruneFilterError(text, "the value is empty")
+        if key == "until":
+            if created_before is not None:
+                raise PruneFilterError(text, "only one until filter is allowed")
+            try:
+                created_before = parse_time(value, now_ns=now_ns)
+            except TimeSpecError as error:
+                raise PruneFilterError(text, str(error)) from None
+            continue
+        label_key, has_value, label_value = value.partition("=")
+        condition = (label_key, label_value if has_value else None)
+        (labels if key == "label" else not_labels).append(condition)
+    return PruneFilter(created_before, tuple(labels), tuple(not_labels))
+
+
+@attrs.define
+class PruneReport:
+    """What a prune removed (or, in a dry run, would remove now)."""
+
+    containers_deleted: list[str] = attrs.Factory(list)
+    images_deleted: list[str] = attrs.Factory(list)
+    networks_deleted: list[str] = attrs.Factory(list)
+    volumes_deleted: list[str] = attrs.Factory(list)
+    space_reclaimed: int = 0
+    errors: list[str] = attrs.Factory(list)
+
+
+async def prune(
+    client: ContainerdClient,
+    namespace: str,
+    prune_filter: PruneFilter,
+    *,
+    all_images: bool = False,
+    volumes: bool = False,
+    dry_run: bool = False,
+    nerdctl_data_root: str = NERDCTL_DATA_ROOT,
+) -> PruneReport:
+    """Remove what is stopped and unused in `namespace`, or list it (`dry_run`).
+
+    Raises:
+      ContainerdError: listing failed (nothing was removed). Failures to remove one
+        item are reported in `errors` instead.
+    """
+    report = PruneReport()
+    containers = await client.containers(namespace)
+    stopped = await _stopped(client, namespace, containers)
+    chosen = [c for c in stopped if prune_filter.matches(c.created_at, c.labels)]
+    if dry_run:
+        report.containers_deleted.extend(c.id for c in chosen)
+        remaining = [c for c in containers if c not in chosen]
+    else:
+        for container in chosen:
+            if await _remove_container(client, namespace, container, report.errors):
+                report.containers_deleted.append(container.id)
+        remaining = await client.containers(namespace)
+
+    in_use = {container.image for container in remaining}
+    images = [
+        image
+        for image in await client.images(namespace)
+        if image.name not in in_use
+        and (all_images or is_dangling(image.name))
+        and prune_filter.matches(image.created_at, image.labels)
+    ]
+    if dry_run:
+        report.images_deleted.extend(image.name for image in images)
+    elif images:
+        before = await _content_size(client, namespace)
+        for image in images:
+            if await _remove_image(client, namespace, image, report.errors):
+                report.images_deleted.append(image.name)
+        after = await _content_size(client, namespace)
+        report.space_reclaimed = max(0, before - after)
+
+    report.errors.extend(_nerdctl_state_notes(nerdctl_data_root, volumes=volumes))
+    return report
+
+
+async def _stopped(
+    client: ContainerdClient, namespace: str, containers: Sequence[Container]
+) -> list[Container]:
+    tasks = {task.container_id: task for task in await client.tasks(namespace)}
+    return [
+        c
+        for c in containers
+        if (task := tasks.get(c.id)) is None or task.status is TaskStatus.STOPPED
+    ]
+
+
+async def _remove_container(
+    client: ContainerdClient, namespace: str, container: Container, errors: list[str]
+) -> bool:
+    """Remove a stopped container, its task and its snapshot. False if it was left
+    alone (it started meanwhile) or failed (then a line is added to `errors`)."""
+    try:
+        try:
+            task = await client.task(namespace, container.id)
+        except NotFound:
+            task = None
+        if task is not None:
+            if task.status is not TaskStatus.STOPPED:
+                LOGGER.info("prune: container %s started meanwhile; left alone", container.id)
+                return False
+            await client.delete_task(namespace, container.id)
+        # The container goes before its snapshot: containerd refuses to delete a
+        # container that has a task, so a container started meanwhile keeps both.
+        await client.delete_container(namespace, container.id)
+    except FailedPrecondition:
+        LOGGER.info("prune: container %s started meanwhile; left alone", container.id)
+        return False
+    except NotFound:
+        return False  # someone else removed it: nothing of ours to report
+    except ContainerdError as error:
+        errors.append(f"container {container.id}: {error}")
+        return False
+    if container.snapshotter and container.snapshot_key:
+        try:
+            await client.remove_snapshot(namespace, container.snapshotter, container.snapshot_key)
+        except NotFound:
+            pass  # garbage collection was first
+        except ContainerdError as error:
+            errors.append(f"snapshot {container.snapshot_key} of {container.id}: {error}")
+    return True
+
+
+async def _remove_image(
+    client: ContainerdClient, namespace: str, image: Image, errors: list[str]
+) -> bool:
+    try:
+        await client.delete_image(namespace, image.name, sync=True)
+    except NotFound:
+        return False
+    except ContainerdError as error:
+        errors.append(f"image {image.name}: {error}")
+        return False
+    return True
+
+
+async def _content_size(client: ContainerdClient, namespace: str) -> int:
+    return sum(info.size for info in await client.content(namespace))
+
+
+def _nerdctl_state_notes(data_root: str, *, volumes: bool) -> list[str]:
+    """Lines for `errors` where nerdctl's own state would need pruning that this
+    version does not do; none where nerdctl keeps no state (nothing to remove)."""
+    if not os.path.isdir(data_root):
+        return []
+    notes = [f"networks: nerdctl's state at {data_root} is not pruned by evactors"]
+    if volumes:
+        notes.append(f"volumes: nerdctl's volumes under {data_root} are not pruned by evactors")
+    return notes
