@@ -19,10 +19,12 @@ from evactors._generated.containerd.services.events.v1 import events_pb2
 from evactors.containerd.events import (
     PAYLOAD_TYPES,
     Envelope,
+    PayloadFacts,
     RawPayload,
     decode_envelope,
     decode_payload,
     encode_payload,
+    payload_facts,
 )
 
 EXPECTED_NAMES = {
@@ -99,6 +101,21 @@ def test_every_payload_type_round_trips(name):
     decoded = decode_payload(wrapped)
     assert type(decoded) is PAYLOAD_TYPES[name]
     assert decoded == payload
+
+
+@pytest.mark.parametrize("name", sorted(PAYLOAD_TYPES))
+@pytest.mark.parametrize("make", [populated, lambda cls: cls()], ids=["populated", "empty"])
+def test_payload_facts_reads_every_payload_type(name, make):
+    # The converter reads every event's facts: no payload type may break it (an
+    # ImageDelete, which has no labels, once did).
+    facts = payload_facts(make(PAYLOAD_TYPES[name]))
+    if name.startswith("containerd.services.images.v1.Image"):
+        assert facts.image == make(PAYLOAD_TYPES[name]).name
+
+
+def test_image_delete_facts_are_its_name():
+    delete = PAYLOAD_TYPES["containerd.services.images.v1.ImageDelete"](name="busybox:1")
+    assert payload_facts(delete) == PayloadFacts(image="busybox:1")
 
 
 def test_populated_payloads_are_not_all_empty():

@@ -18,7 +18,13 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from evactors._generated.containerd.events import task_pb2
 from evactors.containerd import Envelope, RawPayload, Unavailable
 from evactors.events.client_stream import EndReason, StreamEnd, StreamRequest, run_client_stream
-from evactors.events.converter import ContainerInfo, EventsMissed, Normalizer
+from evactors.events.converter import (
+    ContainerDirectory,
+    ContainerInfo,
+    EventsMissed,
+    Normalizer,
+    run_converter,
+)
 from evactors.events.history import History
 from evactors.events.hub import Hub
 from evactors.events.model import EventType, SystemEvent
@@ -296,3 +302,28 @@ async def test_subscriber_retries_with_capped_backoff_then_reports_missed_events
         timestamp=123, down_since=123, reason="cannot connect to fake (UNAVAILABLE)"
     )
     assert got is envelope
+
+
+# -- converter -------------------------------------------------------------------------------
+
+
+async def test_the_converter_survives_a_payload_it_cannot_read(monkeypatch, caplog):
+    def broken(payload):
+        raise AttributeError("labels")
+
+    monkeypatch.setattr("evactors.events.converter.payload_facts", broken)
+    send, receive = trio.open_memory_channel(10)
+    emitted: list[SystemEvent] = []
+    directory = ContainerDirectory(lambda: None)
+    with trio.fail_after(5):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(run_converter, receive, emitted.append, directory, Normalizer())
+            payload = task_pb2.TaskStart(container_id="c1", pid=7)
+            await send.send(Envelope(1, "default", "/tasks/start", payload))
+            await send.send(Envelope(2, "default", "/tasks/start", payload))
+            send.close()
+    assert [(e.sequence, e.topic, e.container_id) for e in emitted] == [
+        (1, "/tasks/start", ""),
+        (2, "/tasks/start", ""),
+    ]
+    assert "cannot read the facts of a /tasks/start event" in caplog.text

@@ -156,10 +156,10 @@ def payload_facts(payload: Payload) -> PayloadFacts:
         return _NO_FACTS
     name = payload.DESCRIPTOR.full_name
     fields = payload.DESCRIPTOR.fields_by_name
-    if name in _IMAGE_EVENTS:
-        return PayloadFacts(image=_field(payload, "name"), labels=dict(_field(payload, "labels")))
+    labels = dict(_field(payload, "labels")) if "labels" in fields else None
+    if name in _IMAGE_EVENTS:  # ImageDelete has a name only
+        return PayloadFacts(image=_field(payload, "name"), labels=labels)
     if name in _CONTAINER_EVENTS:
-        labels = dict(_field(payload, "labels")) if "labels" in fields else None
         image = _field(payload, "image") if "image" in fields else ""
         return PayloadFacts(container_id=_field(payload, "id"), image=image, labels=labels)
     if "container_id" not in fields:

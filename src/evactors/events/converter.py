@@ -210,7 +210,7 @@ async def run_converter(
             if isinstance(item, EventsMissed):
                 emit(normalizer.events_missed(item))
                 continue
-            facts = payload_facts(item.payload)
+            facts = _facts_of(item)
             container = None
             if facts.container_id:
                 if item.topic == "/containers/update" and facts.labels is not None:
@@ -219,3 +219,16 @@ async def run_converter(
             emit(normalizer.normalize(item, facts, container))
             if item.topic == "/containers/delete":
                 directory.forget(item.namespace, facts.container_id)
+
+
+def _facts_of(envelope: Envelope) -> PayloadFacts:
+    """The payload's facts. A bug in reading them costs this event its derived facts
+    (it is still delivered, with its topic, namespace and JSON), never the service: the
+    converter is the one path every event takes."""
+    try:
+        return payload_facts(envelope.payload)
+    except Exception:
+        LOGGER.exception(
+            "cannot read the facts of a %s event; delivering it without", envelope.topic
+        )
+        return PayloadFacts()
