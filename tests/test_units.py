@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from evactors.units import _go_format_g, human_size
+from evactors.units import _go_format_g, bytes_size, human_size
 
 # Hypothesis would otherwise write a .hypothesis/ directory into the shared checkout.
 quick = settings(database=None, max_examples=500, deadline=None)
@@ -197,3 +197,18 @@ def test_human_size_of_byte_counts(size: int):
 )
 def test_go_format_g_matches_c_g_for_finite_values(value: float, precision: int):
     assert _go_format_g(value, precision) == f"{value:.{precision}g}"
+
+
+@pytest.mark.parametrize(
+    ("size", "text"),
+    [
+        (0, "0B"),
+        (1023, "1023B"),
+        (1024, "1KiB"),
+        (1536, "1.5KiB"),
+        (4_000_000_000, "3.725GiB"),
+        (1024**3 * 16, "16GiB"),
+    ],
+)
+def test_bytes_size_is_go_units_bytes_size(size, text):
+    assert bytes_size(size) == text

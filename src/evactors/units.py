@@ -26,6 +26,8 @@ from typing import Final
 
 _BASE: Final = 1000.0
 _DECIMAL_UNITS: Final = ("B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB")
+_BINARY_BASE: Final = 1024.0
+_BINARY_UNITS: Final = ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "ZiB", "YiB")
 _PRECISION: Final = 4
 
 
@@ -40,12 +42,23 @@ def human_size(size: float) -> str:
       At most four significant digits and a decimal unit: `"1.934MB"`, `"0B"`.
       Infinities and NaN come out as Go prints them: `"+InfYB"`, `"-InfB"`, `"NaNB"`.
     """
+    return _custom_size(size, _BASE, _DECIMAL_UNITS)
+
+
+def bytes_size(size: float) -> str:
+    """Format a byte count in binary units, as `docker info` prints Total Memory
+    (go-units `BytesSize`): `bytes_size(4_000_000_000)` is `"3.725GiB"`."""
+    return _custom_size(size, _BINARY_BASE, _BINARY_UNITS)
+
+
+def _custom_size(size: float, base: float, units: tuple[str, ...]) -> str:
+    # go-units' CustomSize with "%.4g%s".
     value = float(size)
     unit = 0
-    while value >= _BASE and unit < len(_DECIMAL_UNITS) - 1:
-        value /= _BASE
+    while value >= base and unit < len(units) - 1:
+        value /= base
         unit += 1
-    return _go_format_g(value, _PRECISION) + _DECIMAL_UNITS[unit]
+    return _go_format_g(value, _PRECISION) + units[unit]
 
 
 def _go_format_g(value: float, precision: int) -> str:

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from evactors._version import __version__
 
-from . import events, serve
+from . import events, info, prune, serve
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -20,6 +20,8 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     serve.add_parser(subparsers)
     events.add_parser(subparsers)
+    info.add_parser(subparsers)
+    prune.add_parser(subparsers)
     return parser
 
 
