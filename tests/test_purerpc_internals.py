@@ -73,3 +73,14 @@ def test_h2_internals_the_stream_limit_relies_on():
     )
     assert callable(h2.connection.H2Connection._open_streams)
     assert issubclass(_H2Connection, h2.connection.H2Connection)
+
+
+def test_h2_output_queue_the_writer_measures():
+    # GrpcProtocol.pending_output reads h2's queue of serialized frames.
+    protocol = GrpcProtocol(client_side=True, max_message_length=1024, max_concurrent_streams=10)
+    assert protocol.pending_output == 0
+    protocol.initiate_connection()
+    assert isinstance(protocol.h2_connection._data_to_send, bytearray)
+    assert protocol.pending_output == len(protocol.h2_connection._data_to_send) > 0
+    protocol.data_to_send()
+    assert protocol.pending_output == 0

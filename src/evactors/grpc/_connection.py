@@ -13,7 +13,8 @@ sans-IO state machine). It runs two tasks in a nursery that its opener provides:
 Bounded buffers: a stream's inbox holds messages the application has not consumed yet,
 and their bytes are acknowledged to the peer (HTTP/2 WINDOW_UPDATE) only when consumed,
 so the peer can never send more than one stream window ahead. Outbound, a sender waits
-for the peer's window and then for its bytes to reach the socket.
+for the peer's window, and for the writer whenever more than WRITE_QUEUE_LIMIT bytes
+are queued on the connection.
 
 Error handling: when the connection ends (EOF, reset, protocol error, or closing it
 ourselves) every open stream is aborted with UNAVAILABLE, which wakes whoever waits on
@@ -53,6 +54,10 @@ from ._status import GrpcError, StatusCode
 LOGGER = logging.getLogger(__name__)
 
 RECEIVE_CHUNK: Final = 64 * 1024
+# Outbound bytes a sender may leave queued for the writer without waiting for them to
+# reach the socket. Below it, sends on one connection coalesce into few writes (one
+# system call for many messages); above it, senders wait, so the queue stays bounded.
+WRITE_QUEUE_LIMIT: Final = 256 * 1024
 # How long a closing connection may spend writing its last frames (a GOAWAY).
 GOODBYE_TIMEOUT: Final = 0.5
 # A gRPC message on the wire: a compressed flag (always 0 here) and a 4-byte length.
@@ -212,17 +217,19 @@ class GrpcStream:
             return None
         assert isinstance(event, MessageReceived)
         # Consumed: only now may the peer send this many bytes more.
-        self.connection.protocol.acknowledge_received_data(
-            self.stream_id, event.flow_controlled_length
-        )
-        self.connection.writer.kick()
+        protocol = self.connection.protocol
+        protocol.acknowledge_received_data(self.stream_id, event.flow_controlled_length)
+        if protocol.pending_output:  # h2 sends WINDOW_UPDATE only now and then
+            self.connection.writer.kick()
         data: bytes = event.data
         return data
 
     async def send_message(self, message: bytes, *, end_stream: bool = False) -> None:
         """Send one message, respecting the peer's flow-control window.
 
-        Returns when the message's bytes have been written to the socket.
+        Returns once the message is queued for the writer (which writes what several
+        senders queued in one go), or, when the connection's queue is full, once the
+        writer has written it.
 
         Raises:
           GrpcError: the stream was aborted or the connection lost.
@@ -240,7 +247,12 @@ class GrpcStream:
                 continue
             chunk, frame = frame[:window], frame[window:]
             protocol.send_data(self.stream_id, bytes(chunk), end_stream=end_stream and not frame)
-        await self.connection.writer.flush()
+        writer = self.connection.writer
+        if protocol.pending_output > WRITE_QUEUE_LIMIT:
+            await writer.flush()
+        else:
+            writer.kick()
+            await trio.lowlevel.checkpoint_if_cancelled()
 
     def reset(self, error_code: int = h2.errors.ErrorCodes.CANCEL) -> None:
         """Abandon the stream: send RST_STREAM (unless it is already closed) and forget it.

@@ -169,6 +169,11 @@ class GrpcProtocol(GRPCConnection):  # type: ignore[misc]
 
     # -- requests (server side) ------------------------------------------------------
 
+    @property
+    def pending_output(self) -> int:
+        """Bytes of frames queued for the socket that `data_to_send` has not taken yet."""
+        return len(self.h2_connection._data_to_send)
+
     def _request_received(self, event: h2.events.RequestReceived) -> list[Any]:
         stream_id = event.stream_id
         open_streams = self.h2_connection.open_inbound_streams_up_to(stream_id)
