@@ -144,7 +144,9 @@ class Server:
     A streaming handler is an async generator: it must not keep a nursery or cancel
     scope open across a `yield` (PEP 789); it relays from a channel instead. A handler
     whose second parameter is named `request` is also given the call's headers
-    (purerpc's `RequestReceived`, with `custom_metadata` and `timeout`).
+    (purerpc's `RequestReceived`, with `custom_metadata` and `timeout`). A handler may
+    answer with `bytes`, a response it serialized itself: a server that sends the same
+    message on many streams serializes it once.
 
     Args:
       *servicers: Instances of generated `...Servicer` subclasses; each one's
@@ -451,6 +453,8 @@ async def _answer_stream(stream: GrpcStream, method: _Method, request: Message) 
 
 
 def _serialize(method: _Method, response: object) -> bytes:
+    if isinstance(response, bytes):
+        return response  # serialized by the handler (e.g. once for many streams)
     if not isinstance(response, method.response_type):
         raise TypeError(
             f"{method.path} answered with {type(response).__name__}, "

@@ -7,7 +7,8 @@ event is sent.
 
 from __future__ import annotations
 
-from typing import cast
+import collections
+from typing import Final, cast
 
 from evactors._generated.evactors.v1 import system_service_pb2 as pb
 from evactors.events.client_stream import StreamRequest
@@ -52,6 +53,48 @@ def stream_request(message: pb.GetSystemEventsRequest) -> StreamRequest:
         until=until,
         after_sequence=message.after_sequence or None,
     )
+
+
+# SystemEvent.formatted, field 10, length-delimited: its tag byte (10 << 3 | 2).
+_FORMATTED_TAG: Final = bytes([10 << 3 | 2])
+# Events kept serialized: a little more than clients lag behind each other in normal
+# operation; a replay of older events serializes them again.
+ENCODED_EVENTS: Final = 4096
+
+
+class EventEncoder:
+    """Serializes each event once, for every stream that sends it.
+
+    The bytes of an event without `formatted` are cached by sequence (sequences are
+    unique within the process) for the last ENCODED_EVENTS events; a client's rendering
+    is appended as field 10 (protobuf parsers take fields in any order), so a client
+    with a `format` costs one small append, not a serialization.
+    """
+
+    def __init__(self, size: int = ENCODED_EVENTS) -> None:
+        self._size = size
+        self._encoded: collections.OrderedDict[int, bytes] = collections.OrderedDict()
+
+    def encode(self, event: SystemEvent, formatted: str = "") -> bytes:
+        encoded = self._encoded.get(event.sequence)
+        if encoded is None:
+            encoded = event_message(event).SerializeToString()
+            self._encoded[event.sequence] = encoded
+            if len(self._encoded) > self._size:
+                self._encoded.popitem(last=False)
+        if formatted:
+            text = formatted.encode()
+            encoded += _FORMATTED_TAG + _varint(len(text)) + text
+        return encoded
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while value > 0x7F:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
 
 
 def event_message(event: SystemEvent, formatted: str = "") -> pb.SystemEvent:

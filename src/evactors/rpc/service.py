@@ -27,7 +27,7 @@ from evactors.system.info import DEFAULT_NAMESPACE, gather_system_info
 from evactors.system.prune import PruneFilterError, parse_prune_filters, prune
 
 from .messages import (
-    event_message,
+    EventEncoder,
     info_message,
     prune_message,
     stats_message,
@@ -49,6 +49,7 @@ class SystemService(SystemServiceServicer):
     def __init__(self, pipeline: EventPipeline, connect: ConnectContainerd) -> None:
         self._pipeline = pipeline
         self._connect = connect
+        self._encoder = EventEncoder()
         # Two prunes at once would race over the same objects: the second is refused
         # (ABORTED, as Docker answers 409), not queued behind a long first one.
         self._pruning = False
@@ -64,7 +65,7 @@ class SystemService(SystemServiceServicer):
     # async generator.
     async def GetSystemEvents(  # type: ignore[override]
         self, message: pb.GetSystemEventsRequest
-    ) -> AsyncIterator[pb.SystemEvent]:
+    ) -> AsyncIterator[bytes]:
         request = stream_request(message)
         stream = self._pipeline.open_client_stream(request)
         # try/finally rather than `with`, to make plain that nothing here stays open
@@ -72,7 +73,8 @@ class SystemService(SystemServiceServicer):
         try:
             async for item in stream.receive:
                 if isinstance(item, Delivery):
-                    yield event_message(item.event, item.formatted)
+                    # Serialized once per event, whatever the number of streams.
+                    yield self._encoder.encode(item.event, item.formatted)
                     continue
                 match item.reason:
                     case EndReason.UNTIL_PASSED:
