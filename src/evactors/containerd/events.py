@@ -9,7 +9,8 @@ not parse, are kept as a `RawPayload`: an event is never dropped for its payload
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import functools
+from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any, Final
 
@@ -154,25 +155,54 @@ def payload_facts(payload: Payload) -> PayloadFacts:
     """The container id, pid, exit status, exec id, image and labels a payload carries."""
     if isinstance(payload, RawPayload):
         return _NO_FACTS
-    name = payload.DESCRIPTOR.full_name
-    fields = payload.DESCRIPTOR.fields_by_name
-    labels = dict(_field(payload, "labels")) if "labels" in fields else None
+    return _facts_reader(payload.DESCRIPTOR)(payload)
+
+
+FactsReader = Callable[[Message], PayloadFacts]
+
+
+@functools.cache
+def _facts_reader(descriptor: Any) -> FactsReader:
+    """How to read the facts of one payload type; worked out once per type, because
+    descriptor lookups cost more than reading the fields."""
+    name = descriptor.full_name
+    fields = descriptor.fields_by_name
+    has_labels = "labels" in fields
+
+    def labels_of(payload: Message) -> Mapping[str, str] | None:
+        return dict(_field(payload, "labels")) if has_labels else None
+
     if name in _IMAGE_EVENTS:  # ImageDelete has a name only
-        return PayloadFacts(image=_field(payload, "name"), labels=labels)
+        return lambda payload: PayloadFacts(
+            image=_field(payload, "name"), labels=labels_of(payload)
+        )
     if name in _CONTAINER_EVENTS:
-        image = _field(payload, "image") if "image" in fields else ""
-        return PayloadFacts(container_id=_field(payload, "id"), image=image, labels=labels)
+        has_image = "image" in fields
+        return lambda payload: PayloadFacts(
+            container_id=_field(payload, "id"),
+            image=_field(payload, "image") if has_image else "",
+            labels=labels_of(payload),
+        )
     if "container_id" not in fields:
-        return _NO_FACTS
-    container_id: str = _field(payload, "container_id")
-    exec_id = getattr(payload, "exec_id", "") or getattr(payload, "id", "")
-    pid = getattr(payload, "pid", 0)
-    return PayloadFacts(
-        container_id=container_id,
-        pid=pid or None,
-        exit_status=_field(payload, "exit_status") if name in _EXIT_EVENTS else None,
-        exec_id="" if exec_id == container_id else exec_id,
-    )
+        return lambda payload: _NO_FACTS
+    has_exec_id, has_id = "exec_id" in fields, "id" in fields
+    has_pid = "pid" in fields
+    has_exit = name in _EXIT_EVENTS
+
+    def task_facts(payload: Message) -> PayloadFacts:
+        container_id: str = _field(payload, "container_id")
+        exec_id = (_field(payload, "exec_id") if has_exec_id else "") or (
+            _field(payload, "id") if has_id else ""
+        )
+        pid = _field(payload, "pid") if has_pid else 0
+        return PayloadFacts(
+            container_id=container_id,
+            pid=pid or None,
+            exit_status=_field(payload, "exit_status") if has_exit else None,
+            exec_id="" if exec_id == container_id else exec_id,
+        )
+
+    return task_facts
 
 
 def _field(message: Message, name: str) -> Any:

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import base64
 import datetime
+import enum
+import functools
 import json
 import re
 from typing import Any
@@ -74,27 +76,55 @@ def _message_value(message: Message) -> dict[str, Any]:
     if descriptor.full_name == _ANY:
         return _any_value(_field(message, "type_url"), _field(message, "value"))
     result: dict[str, Any] = {}
-    for field in descriptor.fields:
-        value = getattr(message, field.name)
-        if _is_map(field):
+    for name, kind, item_field in _field_plan(descriptor):
+        value = getattr(message, name)
+        if kind is _Kind.MAP:
             if value:
-                result[field.name] = {
-                    key: _single_value(field.message_type.fields_by_name["value"], value[key])
-                    for key in sorted(value)
-                }
-        elif field.is_repeated:
+                result[name] = {key: _single_value(item_field, value[key]) for key in sorted(value)}
+        elif kind is _Kind.REPEATED:
             if value:
-                result[field.name] = [_single_value(field, item) for item in value]
-        elif field.message_type is not None and field.message_type.full_name == _TIMESTAMP:
-            result[field.name] = (
-                _timestamp_value(value) if message.HasField(field.name) else GO_ZERO_TIME
-            )
-        elif field.message_type is not None:
-            if message.HasField(field.name):
-                result[field.name] = _message_value(value)
+                result[name] = [_single_value(item_field, item) for item in value]
+        elif kind is _Kind.TIMESTAMP:
+            result[name] = _timestamp_value(value) if message.HasField(name) else GO_ZERO_TIME
+        elif kind is _Kind.MESSAGE:
+            if message.HasField(name):
+                result[name] = _message_value(value)
         elif value:
-            result[field.name] = _scalar_value(field, value)
+            result[name] = base64.b64encode(value).decode("ascii") if kind is _Kind.BYTES else value
     return result
+
+
+class _Kind(enum.Enum):
+    """How a field is rendered; worked out once per message type (`_field_plan`)."""
+
+    SCALAR = enum.auto()
+    BYTES = enum.auto()
+    TIMESTAMP = enum.auto()
+    MESSAGE = enum.auto()
+    REPEATED = enum.auto()
+    MAP = enum.auto()
+
+
+@functools.cache
+def _field_plan(descriptor: Descriptor) -> tuple[tuple[str, _Kind, Descriptor], ...]:
+    """Each field's name, kind, and the descriptor of its items (map values, list items):
+    reading descriptors (map options especially) is slow, and every event needs this."""
+    plan = []
+    for field in descriptor.fields:
+        message_type = field.message_type
+        if message_type is not None and message_type.GetOptions().map_entry:
+            plan.append((field.name, _Kind.MAP, message_type.fields_by_name["value"]))
+        elif field.is_repeated:
+            plan.append((field.name, _Kind.REPEATED, field))
+        elif message_type is not None and message_type.full_name == _TIMESTAMP:
+            plan.append((field.name, _Kind.TIMESTAMP, field))
+        elif message_type is not None:
+            plan.append((field.name, _Kind.MESSAGE, field))
+        elif field.type == FieldDescriptor.TYPE_BYTES:
+            plan.append((field.name, _Kind.BYTES, field))
+        else:
+            plan.append((field.name, _Kind.SCALAR, field))
+    return tuple(plan)
 
 
 def _single_value(field: Descriptor, value: Any) -> Any:
@@ -122,11 +152,6 @@ def _any_value(type_url: str, value: bytes) -> dict[str, str]:
     if value:
         result["value"] = base64.b64encode(value).decode("ascii")
     return result
-
-
-def _is_map(field: Descriptor) -> bool:
-    message_type = field.message_type
-    return message_type is not None and bool(message_type.GetOptions().map_entry)
 
 
 def _split(unix_ns: int) -> tuple[datetime.datetime, int]:
