@@ -22,6 +22,7 @@ One failure never stops the rest: each becomes one line of `errors`.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from collections.abc import Mapping, Sequence
@@ -204,7 +205,9 @@ async def _remove_container(
             if task.status is not TaskStatus.STOPPED:
                 LOGGER.info("prune: container %s started meanwhile; left alone", container.id)
                 return False
-            await client.delete_task(namespace, container.id)
+            # NotFound: someone else deleted the task; the container is still stopped.
+            with contextlib.suppress(NotFound):
+                await client.delete_task(namespace, container.id)
         # The container goes before its snapshot: containerd refuses to delete a
         # container that has a task, so a container started meanwhile keeps both.
         await client.delete_container(namespace, container.id)
