@@ -4,6 +4,7 @@ private containerd. Each test works in a namespace of its own."""
 from __future__ import annotations
 
 import json
+import secrets
 import subprocess
 import sys
 import uuid
@@ -12,6 +13,8 @@ import pytest
 import trio
 
 from evactors.containerd import open_containerd
+from evactors.testing import build_busybox_image
+from evactors.units import human_size
 
 from ._evactors_helpers import running_evactors, wait_until_live
 
@@ -98,7 +101,7 @@ async def test_prune_asks_first_and_does_nothing_unless_told_yes(evactors, conta
     assert containerd.containers(namespace) == []
 
 
-async def test_prune_dry_run_and_force(evactors, containerd, busybox_image, namespace):
+async def test_prune_dry_run_and_force(evactors, containerd, busybox_image, namespace, tmp_path):
     dry = await evactors_cli(evactors, "system", "prune", "-n", namespace, "--all", "--dry-run")
     assert dry.returncode == 0, dry.stderr
     assert dry.stdout.decode() == (
@@ -106,14 +109,22 @@ async def test_prune_dry_run_and_force(evactors, containerd, busybox_image, name
     )
     assert containerd.containers(namespace) == ["stopped1"]
 
+    # An image with blobs of its own, so that some space is really reclaimed (busybox's
+    # blobs stay: namespace "default" holds the same image).
+    payload = tmp_path / "payload"
+    payload.write_bytes(secrets.token_bytes(30_000))
+    own = build_busybox_image(
+        tmp_path / "own.tar", name="example.com/evactors/own:v1", busybox=payload
+    )
+    containerd.import_image(own.path, namespace=namespace)
+
     forced = await evactors_cli(evactors, "system", "prune", "-n", namespace, "-a", "-f")
     assert forced.returncode == 0, forced.stderr
-    out = forced.stdout.decode()
-    assert out.startswith(
-        f"Deleted Containers:\nstopped1\n\nDeleted Images:\n{busybox_image.name}\n\n"
-    )
-    reclaimed = out.rsplit("Total reclaimed space: ", 1)[1].strip()
-    assert reclaimed.endswith("MB")  # the busybox image's blobs: about 2 MB
+    containers, images, total = forced.stdout.decode().split("\n\n")
+    assert containers == "Deleted Containers:\nstopped1"
+    assert images.startswith("Deleted Images:\n")
+    assert set(images.splitlines()[1:]) == {busybox_image.name, own.name}
+    assert total == f"Total reclaimed space: {human_size(own.size)}\n"
     assert containerd.containers(namespace) == []
 
 

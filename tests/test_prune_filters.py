@@ -105,6 +105,7 @@ def test_a_bad_filter_is_rejected_naming_it(filters, named, reason):
 
 def test_until_chooses_what_was_created_before_it():
     chosen = PruneFilter(created_before=NOW)
+    assert chosen.matches(NOW, {})  # Docker skips only what was created after `until`
     assert chosen.matches(NOW - 1, {})
     assert chosen.matches(0, {})
     assert not chosen.matches(NOW + 1, {})

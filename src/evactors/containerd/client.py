@@ -221,13 +221,17 @@ def _plugin(record: introspection_pb2.Plugin) -> Plugin:
 
 @asynccontextmanager
 async def open_containerd(
-    address: str = DEFAULT_ADDRESS, *, connect_timeout: float = 5.0
+    address: str = DEFAULT_ADDRESS,
+    *,
+    connect_timeout: float = 5.0,
+    call_timeout: float = DEFAULT_CALL_TIMEOUT,
 ) -> AsyncGenerator[ContainerdClient, None]:
     """Connect to containerd and yield a client.
 
     Args:
       address: containerd's socket: a path or `unix:///path`.
       connect_timeout: Seconds to wait for the connection.
+      call_timeout: Seconds each unary call may take (DEADLINE_EXCEEDED past it).
 
     Raises:
       Unavailable: containerd cannot be reached at that address (the message names it).
@@ -237,7 +241,7 @@ async def open_containerd(
     """
     with translated_errors():
         async with open_channel(parse_address(address), connect_timeout=connect_timeout) as channel:
-            yield ContainerdClient(channel)
+            yield ContainerdClient(channel, call_timeout=call_timeout)
 
 
 # One method per containerd call that evactors makes: a flat facade over several
@@ -245,8 +249,9 @@ async def open_containerd(
 class ContainerdClient:  # ruff: ignore[too-many-public-methods]
     """Calls to one containerd; made by `open_containerd`."""
 
-    def __init__(self, channel: Channel) -> None:
+    def __init__(self, channel: Channel, *, call_timeout: float = DEFAULT_CALL_TIMEOUT) -> None:
         self._channel = channel
+        self._call_timeout = call_timeout
 
     @property
     def address(self) -> str:
@@ -267,7 +272,7 @@ class ContainerdClient:  # ruff: ignore[too-many-public-methods]
         metadata = () if namespace is None else ((NAMESPACE_HEADER, namespace),)
         with translated_errors():
             return await self._channel.unary_unary(
-                method, request, response_type, metadata=metadata, timeout=DEFAULT_CALL_TIMEOUT
+                method, request, response_type, metadata=metadata, timeout=self._call_timeout
             )
 
     # -- the daemon ------------------------------------------------------------------
@@ -445,7 +450,7 @@ class ContainerdClient:  # ruff: ignore[too-many-public-methods]
                 content_pb2.ListContentRequest(filters=list(filters)),
                 content_pb2.ListContentResponse,
                 metadata=((NAMESPACE_HEADER, namespace),),
-                timeout=DEFAULT_CALL_TIMEOUT,
+                timeout=self._call_timeout,
             ) as responses:
                 async for response in responses:
                     found.extend(_content_info(record) for record in response.info)

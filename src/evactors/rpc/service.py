@@ -13,12 +13,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Generator
+from collections.abc import AsyncGenerator, AsyncIterator
 
 from evactors._generated.evactors.v1 import system_service_pb2 as pb
 from evactors._generated.evactors.v1.system_service_grpc import SystemServiceServicer
 from evactors._version import __version__
-from evactors.containerd import ContainerdError
+from evactors.containerd import ContainerdClient, ContainerdError
 from evactors.events.client_stream import Delivery, EndReason
 from evactors.events.pipeline import EventPipeline
 from evactors.events.subscriber import ConnectContainerd
@@ -56,9 +56,8 @@ class SystemService(SystemServiceServicer):
 
     async def GetSystemInfo(self, message: pb.GetSystemInfoRequest) -> pb.GetSystemInfoResponse:
         namespace = message.namespace or DEFAULT_NAMESPACE
-        with _containerd_errors():
-            async with self._connect() as client:
-                info = await gather_system_info(client, namespace)
+        async with _containerd(self._connect) as client:
+            info = await gather_system_info(client, namespace)
         return info_message(info, __version__, stats_message(self._pipeline.stats()))
 
     # The generated servicer declares every method a coroutine; a streaming one is an
@@ -105,26 +104,32 @@ class SystemService(SystemServiceServicer):
             )
         self._pruning = True
         try:
-            with _containerd_errors():
-                async with self._connect() as client:
-                    report = await prune(
-                        client,
-                        message.namespace or DEFAULT_NAMESPACE,
-                        prune_filter,
-                        all_images=message.all,
-                        volumes=message.volumes,
-                        dry_run=message.dry_run,
-                    )
+            async with _containerd(self._connect) as client:
+                report = await prune(
+                    client,
+                    message.namespace or DEFAULT_NAMESPACE,
+                    prune_filter,
+                    all_images=message.all,
+                    volumes=message.volumes,
+                    dry_run=message.dry_run,
+                )
         finally:
             self._pruning = False
         return prune_message(report)
 
 
-@contextlib.contextmanager
-def _containerd_errors() -> Generator[None]:
-    """A failed containerd call ends the RPC with containerd's status, and its message
-    (which names the socket when containerd cannot be reached)."""
+@contextlib.asynccontextmanager
+async def _containerd(connect: ConnectContainerd) -> AsyncGenerator[ContainerdClient]:
+    """A containerd connection for one call. A failed containerd call ends the RPC with
+    containerd's status and a message naming its socket; a containerd that does not
+    answer in time (each call has a deadline) is UNAVAILABLE, as one that is down."""
+    address = "containerd"
     try:
-        yield
+        async with connect() as client:
+            address = f"containerd at {client.address}"
+            yield client
     except ContainerdError as error:
-        raise GrpcError(error.code, f"containerd: {error.message}") from None
+        code = error.code
+        if code is StatusCode.DEADLINE_EXCEEDED:
+            code = StatusCode.UNAVAILABLE
+        raise GrpcError(code, f"{address}: {error.message}") from None

@@ -10,7 +10,8 @@ What goes, as `nerdctl system prune` decides it for containerd:
 - **Images**: dangling ones (`references.is_dangling`), and with `all` every image no
   remaining container uses. An image a remaining container uses is never removed.
   Deleted with containerd's `sync` option, which waits for garbage collection, so the
-  content store's drop can be measured: that is `space_reclaimed`.
+  content store's drop can be measured: `space_reclaimed` is the size of the blobs that
+  are gone from it (a blob another namespace still uses stays, and does not count).
 - **Filters** (`docker system prune --filter`): `until=TIME` (created before), `label=k`,
   `label=k=v` (all must match), `label!=k`, `label!=k=v` (excluded when all match).
   They apply to containers and images alike.
@@ -63,7 +64,7 @@ class PruneFilter:
     """Which objects a prune may consider (all of them when empty).
 
     Attributes:
-      created_before: Only objects created before this (Unix ns); None = any.
+      created_before: Only objects created at or before this (Unix ns); None = any.
       labels: `label=` conditions: (key, value or None for "has the key"); all must hold.
       not_labels: `label!=` conditions: an object is spared when all of them hold.
     """
@@ -73,7 +74,8 @@ class PruneFilter:
     not_labels: tuple[tuple[str, str | None], ...] = ()
 
     def matches(self, created_at: int, labels: Mapping[str, str]) -> bool:
-        if self.created_before is not None and created_at >= self.created_before:
+        # Docker prunes what was created at or before `until` (it skips only "after").
+        if self.created_before is not None and created_at > self.created_before:
             return False
         if not all(_has_label(labels, condition) for condition in self.labels):
             return False
@@ -169,12 +171,12 @@ async def prune(
     if dry_run:
         report.images_deleted.extend(image.name for image in images)
     elif images:
-        before = await _content_size(client, namespace)
+        before = await _stored_blobs(client)
         for image in images:
             if await _remove_image(client, namespace, image, report.errors):
                 report.images_deleted.append(image.name)
-        after = await _content_size(client, namespace)
-        report.space_reclaimed = max(0, before - after)
+        after = await _stored_blobs(client)
+        report.space_reclaimed = sum(size for digest, size in before.items() if digest not in after)
 
     report.errors.extend(_nerdctl_state_notes(nerdctl_data_root, volumes=volumes))
     return report
@@ -242,8 +244,13 @@ async def _remove_image(
     return True
 
 
-async def _content_size(client: ContainerdClient, namespace: str) -> int:
-    return sum(info.size for info in await client.content(namespace))
+async def _stored_blobs(client: ContainerdClient) -> dict[str, int]:
+    """Every blob of the content store, in any namespace: digest -> size. A blob that
+    another namespace still references stays on disk, so it does not count as gone."""
+    blobs: dict[str, int] = {}
+    for namespace in await client.namespaces():
+        blobs.update((info.digest, info.size) for info in await client.content(namespace.name))
+    return blobs
 
 
 def _nerdctl_state_notes(data_root: str, *, volumes: bool) -> list[str]:
