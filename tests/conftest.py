@@ -11,12 +11,15 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from uuid import uuid4
 
 import pytest
 
+from evactors.containerd import ContainerdClient, open_containerd
+from evactors.daemon import RunningDaemon
+from evactors.rpc import SystemClient, open_system_client
 from evactors.testing import (
     ImageInfo,
     PrivateContainerd,
@@ -24,6 +27,8 @@ from evactors.testing import (
     containerd_available,
     private_containerd,
 )
+
+from ._evactors_helpers import running_evactors, wait_until_live
 
 BUSYBOX = Path("/bin/busybox")
 
@@ -84,3 +89,27 @@ def socket_path(tmp_path: Path) -> Iterator[str]:
     short = tempfile.mkdtemp(prefix="evactors-")
     yield os.path.join(short, "s.sock")
     shutil.rmtree(short)
+
+
+@pytest.fixture
+async def ctd_client(containerd: PrivateContainerd) -> AsyncIterator[ContainerdClient]:
+    """The project's own client of the session containerd."""
+    async with open_containerd(str(containerd.address)) as client:
+        yield client
+
+
+@pytest.fixture
+async def evactors(
+    containerd: PrivateContainerd, socket_path: str, ctd_client: ContainerdClient
+) -> AsyncIterator[RunningDaemon]:
+    """`evactors serve` on the session containerd, in this trio run, known to relay."""
+    async with running_evactors(str(containerd.address), socket_path) as daemon:
+        await wait_until_live(daemon, ctd_client)
+        yield daemon
+
+
+@pytest.fixture
+async def client(evactors: RunningDaemon) -> AsyncIterator[SystemClient]:
+    """A gRPC client of the `evactors` fixture's server, over its unix socket."""
+    async with open_system_client(evactors.addresses[0]) as client:
+        yield client

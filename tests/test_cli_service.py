@@ -21,11 +21,10 @@ import pytest
 import trio
 
 from evactors._generated.evactors.v1 import system_service_pb2 as pb
-from evactors.containerd import open_containerd
 from evactors.grpc import GrpcError, StatusCode
 from evactors.rpc import open_system_client
 
-from ._evactors_helpers import eventually, publish_exits, running_evactors, wait_until_live
+from ._evactors_helpers import eventually, publish_exits
 
 EVACTORS = [sys.executable, "-m", "evactors"]
 
@@ -61,19 +60,6 @@ async def wait_exit(process: trio.Process, within: float = 10) -> int:
 
 
 # -- evactors events ------------------------------------------------------------------------
-
-
-@pytest.fixture
-async def ctd_client(containerd):
-    async with open_containerd(str(containerd.address)) as client:
-        yield client
-
-
-@pytest.fixture
-async def evactors(containerd, socket_path, ctd_client):
-    async with running_evactors(str(containerd.address), socket_path) as daemon:
-        await wait_until_live(daemon, ctd_client)
-        yield daemon
 
 
 @pytest.fixture

@@ -12,23 +12,10 @@ import uuid
 import pytest
 import trio
 
-from evactors.containerd import open_containerd
 from evactors.testing import build_busybox_image
 from evactors.units import human_size
 
-from ._evactors_helpers import running_evactors, wait_until_live
-
 EVACTORS = [sys.executable, "-m", "evactors"]
-
-
-@pytest.fixture
-async def evactors(containerd, socket_path):
-    async with (
-        open_containerd(str(containerd.address)) as ctd_client,
-        running_evactors(str(containerd.address), socket_path) as daemon,
-    ):
-        await wait_until_live(daemon, ctd_client)
-        yield daemon
 
 
 @pytest.fixture

@@ -37,25 +37,6 @@ from ._evactors_helpers import (
 
 
 @pytest.fixture
-async def ctd_client(containerd):
-    async with open_containerd(str(containerd.address)) as client:
-        yield client
-
-
-@pytest.fixture
-async def evactors(containerd, socket_path, ctd_client):
-    async with running_evactors(str(containerd.address), socket_path) as daemon:
-        await wait_until_live(daemon, ctd_client)
-        yield daemon
-
-
-@pytest.fixture
-async def client(evactors):
-    async with open_system_client(evactors.addresses[0]) as client:
-        yield client
-
-
-@pytest.fixture
 def namespace():
     return f"t-{uuid.uuid4().hex[:8]}"
 

@@ -59,31 +59,16 @@ class Space:
 
     async def created(self, labels: dict[str, str] | None = None) -> str:
         """A container that was created and never started (it has no task)."""
-        cid = new_id()
-        await trio.to_thread.run_sync(
-            functools.partial(
-                self.containerd.create,
-                self.image,
-                cid,
-                "sleep",
-                "1000",
-                labels=labels,
-                namespace=self.name,
-            )
-        )
-        return cid
+        return await self._sleeper(self.containerd.create, labels)
 
     async def running(self, labels: dict[str, str] | None = None) -> str:
+        return await self._sleeper(self.containerd.start_detached, labels)
+
+    async def _sleeper(self, make, labels: dict[str, str] | None) -> str:
         cid = new_id()
         await trio.to_thread.run_sync(
             functools.partial(
-                self.containerd.start_detached,
-                self.image,
-                cid,
-                "sleep",
-                "1000",
-                labels=labels,
-                namespace=self.name,
+                make, self.image, cid, "sleep", "1000", labels=labels, namespace=self.name
             )
         )
         return cid
@@ -172,22 +157,6 @@ def space(containerd, busybox_image) -> Iterator[Space]:
         yield Space(containerd, name, busybox_image.name)
     finally:
         remove_namespace(containerd, name)
-
-
-@pytest.fixture
-async def evactors(containerd, socket_path):
-    async with (
-        open_containerd(str(containerd.address)) as ctd_client,
-        running_evactors(str(containerd.address), socket_path) as daemon,
-    ):
-        await wait_until_live(daemon, ctd_client)
-        yield daemon
-
-
-@pytest.fixture
-async def client(evactors):
-    async with open_system_client(evactors.addresses[0]) as client:
-        yield client
 
 
 @attrs.frozen

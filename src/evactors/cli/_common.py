@@ -7,6 +7,7 @@ import sys
 from typing import TypeVar
 
 from evactors.grpc import Address, GrpcError, parse_address
+from evactors.paths import default_listen_address
 
 E = TypeVar("E", bound=BaseException)
 
@@ -17,6 +18,16 @@ def address_argument(text: str) -> Address:
         return parse_address(text)
     except ValueError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def add_server_address(parser: argparse.ArgumentParser) -> None:
+    """The `--address` of the evactors server a client command calls."""
+    parser.add_argument(
+        "--address",
+        type=address_argument,
+        default=default_listen_address(),
+        help="the evactors server (default: $EVACTORS_ADDRESS or %(default)s)",
+    )
 
 
 def non_negative_int(text: str) -> int:

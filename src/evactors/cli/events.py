@@ -16,11 +16,10 @@ import trio
 from evactors._generated.evactors.v1 import system_service_pb2 as pb
 from evactors.containerd import go_time_string
 from evactors.grpc import Address, GrpcError
-from evactors.paths import default_listen_address
 from evactors.rpc import open_system_client
 from evactors.timespec import TimeSpecError, parse_time
 
-from ._common import address_argument, first_exception, report_error
+from ._common import add_server_address, first_exception, report_error
 
 
 def add_parser(subparsers: Any) -> None:
@@ -33,12 +32,7 @@ def add_parser(subparsers: Any) -> None:
             "rendered with --format. Ctrl-C ends it."
         ),
     )
-    parser.add_argument(
-        "--address",
-        type=address_argument,
-        default=default_listen_address(),
-        help="the evactors server (default: $EVACTORS_ADDRESS or %(default)s)",
-    )
+    add_server_address(parser)
     parser.add_argument(
         "-f",
         "--filter",

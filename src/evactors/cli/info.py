@@ -14,11 +14,10 @@ from evactors._generated.evactors.v1 import system_service_pb2 as pb
 from evactors.containerd import rfc3339_nano
 from evactors.gotemplate import RecordSchema, TemplateError, compile_template
 from evactors.grpc import Address, GrpcError
-from evactors.paths import default_listen_address
 from evactors.rpc import open_system_client
 from evactors.units import bytes_size
 
-from ._common import address_argument, report_error
+from ._common import add_server_address, report_error
 
 # A whole call, connection included: info is quick, or containerd is in trouble.
 INFO_TIMEOUT: Final = 30.0
@@ -33,12 +32,7 @@ def add_parser(subparsers: Any) -> None:
             "namespace's containers and images, the host, and evactors' own stats."
         ),
     )
-    parser.add_argument(
-        "--address",
-        type=address_argument,
-        default=default_listen_address(),
-        help="the evactors server (default: $EVACTORS_ADDRESS or %(default)s)",
-    )
+    add_server_address(parser)
     parser.add_argument(
         "-n", "--namespace", default="", help="namespace to count in (default: default)"
     )

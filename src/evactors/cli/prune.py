@@ -13,11 +13,10 @@ import trio
 
 from evactors._generated.evactors.v1 import system_service_pb2 as pb
 from evactors.grpc import Address, GrpcError
-from evactors.paths import default_listen_address
 from evactors.rpc import SystemClient, open_system_client
 from evactors.units import human_size
 
-from ._common import address_argument, report_error
+from ._common import add_server_address, report_error
 
 # Deleting images waits for containerd's garbage collection: allow it time.
 PRUNE_TIMEOUT: Final = 300.0
@@ -35,12 +34,7 @@ def add_parser(subparsers: Any) -> None:
             "paused containers are never touched."
         ),
     )
-    parser.add_argument(
-        "--address",
-        type=address_argument,
-        default=default_listen_address(),
-        help="the evactors server (default: $EVACTORS_ADDRESS or %(default)s)",
-    )
+    add_server_address(parser)
     parser.add_argument(
         "-a", "--all", action="store_true", help="also remove images no container uses"
     )
