@@ -327,6 +327,23 @@ async def test_unary_and_streaming_calls_from_evactors_client(servicer, socket_p
     assert received == [(1, "k"), (2, "k"), (3, "k")]
 
 
+async def test_messages_larger_than_one_http2_frame(servicer, socket_path):
+    # HTTP/2 frames carry at most 16 KiB by default: a larger message spans several,
+    # both ways (here a 100 KiB namespace name comes back in the response).
+    big = "n" * 100_000
+    async with (
+        serving(servicer, listen_on("unix", socket_path), max_message_length=200_000) as (
+            _,
+            [address],
+        ),
+        open_channel(address) as channel,
+    ):
+        info = await channel.unary_unary(
+            INFO, pb.GetSystemInfoRequest(namespace=big), pb.GetSystemInfoResponse
+        )
+    assert info.namespace == big
+
+
 async def test_an_error_raised_inside_a_channel_comes_out_unwrapped(servicer, socket_path):
     # The channel's nursery must not turn the caller's own exception into a group:
     # the subscriber's retry (`except ContainerdError`) depends on it.
