@@ -106,6 +106,10 @@ class Servicer(SystemServiceServicer):
                 yield pb.SystemEvent(sequence=sequence, topic=key)
             if key == "bug":
                 raise KeyError("secret detail")
+            if key == "serialized":
+                # Pre-serialized: one message, then a batch of three sent together.
+                yield pb.SystemEvent(sequence=10).SerializeToString()
+                yield [pb.SystemEvent(sequence=n).SerializeToString() for n in (11, 12, 13)]
             if request.until:
                 return
             self.feeds[key] = send
@@ -345,6 +349,21 @@ async def test_messages_larger_than_one_http2_frame(servicer, socket_path):
         # grpcio advertises HTTP/2's default largest frame, 16 KiB.
         target = grpcio_target(address)
         assert (await trio.to_thread.run_sync(grpcio_info, target, big)).namespace == big
+
+
+async def test_a_handler_may_yield_serialized_messages_and_batches(servicer, socket_path):
+    request = pb.GetSystemEventsRequest(format="serialized", after_sequence=1, until=1)
+    async with serving(servicer, listen_on("unix", socket_path)) as (_, [address]):
+        async with (
+            open_channel(address) as channel,
+            channel.unary_stream(EVENTS, request, pb.SystemEvent) as events,
+        ):
+            ours = [event.sequence async for event in events]
+        theirs = await trio.to_thread.run_sync(
+            grpcio_events, grpcio_target(address), request, lambda call: None
+        )
+    assert ours == [1, 10, 11, 12, 13]
+    assert theirs == ([1, 10, 11, 12, 13], grpc.StatusCode.OK, "")
 
 
 async def test_an_error_raised_inside_a_channel_comes_out_unwrapped(servicer, socket_path):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import math
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 import attrs
 import trio
@@ -16,6 +16,13 @@ from .model import SystemEvent
 if TYPE_CHECKING:
     from .filters import EventFilter
     from .template import EventTemplate
+
+
+# Deliveries queued between a filter actor and its RPC handler: enough for the handler
+# to take a batch at a time (and write it in one go) when events come fast.
+CLIENT_QUEUE: Final = 64
+# Events a filter actor takes from its backlog in one go before it lets others run.
+DRAIN_LIMIT: Final = 64
 
 
 @attrs.frozen
@@ -101,8 +108,9 @@ async def run_client_stream(
       subscription: Its place at the hub (live events after the replay, no gap and no
         duplicate: both were taken in one synchronous step).
       replay: Retained events to send first.
-      out: To the RPC handler; this actor owns the send end and closes it. Unbuffered:
-        the backlog is the subscription's, so a slow client is cut off by the hub.
+      out: To the RPC handler; this actor owns the send end and closes it. Its buffer
+        is small (CLIENT_QUEUE): the backlog is the subscription's, so a slow client is
+        cut off by the hub.
       until_deadline: trio time at which `request.until` passes.
       on_delivered: Called after each event handed to the handler (for stats).
 
@@ -123,11 +131,19 @@ async def run_client_stream(
             return False
         if match(event):
             formatted = template.render(event) if template is not None else ""
-            await out.send(Delivery(event, formatted))
+            delivery = Delivery(event, formatted)
+            try:
+                out.send_nowait(delivery)  # room in the handler's queue: no scheduling
+            except trio.WouldBlock:
+                await out.send(delivery)
             on_delivered()
             delivered += 1
             last_sequence = event.sequence
         return True
+
+    def closed() -> EndReason:
+        """Why the hub closed the backlog."""
+        return EndReason.OVERFLOWED if subscription.overflowed else EndReason.SHUTTING_DOWN
 
     async def stream() -> EndReason:
         # The replay is sent whole even when `until` has already passed: a window
@@ -135,11 +151,27 @@ async def run_client_stream(
         for event in replay:
             if not await deliver(event):
                 return EndReason.UNTIL_PASSED
+        receive = subscription.receive
         with trio.move_on_at(until_deadline):
-            async for event in subscription.receive:
-                if not await deliver(event):
-                    return EndReason.UNTIL_PASSED
-            return EndReason.OVERFLOWED if subscription.overflowed else EndReason.SHUTTING_DOWN
+            while True:
+                try:
+                    event = await receive.receive()
+                except trio.EndOfChannel:
+                    return closed()
+                # Then what is queued already, without a trip through the scheduler for
+                # each event (at most DRAIN_LIMIT, so that others get their turn).
+                for _ in range(DRAIN_LIMIT):
+                    if not await deliver(event):
+                        return EndReason.UNTIL_PASSED
+                    try:
+                        event = receive.receive_nowait()
+                    except trio.WouldBlock:
+                        break
+                    except trio.EndOfChannel:
+                        return closed()
+                else:
+                    if not await deliver(event):
+                        return EndReason.UNTIL_PASSED
         return EndReason.UNTIL_PASSED
 
     with out, subscription.receive:

@@ -21,7 +21,14 @@ import trio
 
 from evactors.containerd import Envelope
 
-from .client_stream import ClientStream, Delivery, StreamEnd, StreamRequest, run_client_stream
+from .client_stream import (
+    CLIENT_QUEUE,
+    ClientStream,
+    Delivery,
+    StreamEnd,
+    StreamRequest,
+    run_client_stream,
+)
 from .converter import ContainerDirectory, EventsMissed, Normalizer, run_converter
 from .history import History
 from .hub import Hub, Subscription
@@ -151,7 +158,7 @@ class EventPipeline:
         until_deadline = math.inf
         if request.until:
             until_deadline = trio.current_time() + (request.until - self._wall_clock()) / 1e9
-        send, receive = trio.open_memory_channel[Delivery | StreamEnd](0)
+        send, receive = trio.open_memory_channel[Delivery | StreamEnd](CLIENT_QUEUE)
         scope = trio.CancelScope()
         self._subscribers += 1
         self._nursery.start_soon(

@@ -225,17 +225,22 @@ class GrpcStream:
         return data
 
     async def send_message(self, message: bytes, *, end_stream: bool = False) -> None:
-        """Send one message, respecting the peer's flow-control window.
+        """Send one message; see `send_messages`."""
+        await self.send_messages([message], end_stream=end_stream)
 
-        Returns once the message is queued for the writer (which writes what several
-        senders queued in one go), or, when the connection's queue is full, once the
-        writer has written it.
+    async def send_messages(self, messages: Sequence[bytes], *, end_stream: bool = False) -> None:
+        """Send messages in order, together, respecting the peer's flow-control window.
+
+        Returns once they are queued for the writer (which writes what several senders
+        queued in one go), or, when the connection's queue is full, once the writer has
+        written them.
 
         Raises:
           GrpcError: the stream was aborted or the connection lost.
         """
         protocol = self.connection.protocol
-        frame = memoryview(_MESSAGE_PREFIX.pack(False, len(message)) + message)
+        pack = _MESSAGE_PREFIX.pack
+        frame = memoryview(b"".join([part for m in messages for part in (pack(False, len(m)), m)]))
         while frame:
             if self._abort is not None:
                 raise self._abort

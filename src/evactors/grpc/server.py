@@ -145,8 +145,9 @@ class Server:
     scope open across a `yield` (PEP 789); it relays from a channel instead. A handler
     whose second parameter is named `request` is also given the call's headers
     (purerpc's `RequestReceived`, with `custom_metadata` and `timeout`). A handler may
-    answer with `bytes`, a response it serialized itself: a server that sends the same
-    message on many streams serializes it once.
+    answer with `bytes`, a response it serialized itself (a server that sends the same
+    message on many streams serializes it once), and a streaming handler may yield a
+    list of such, which go out together, in one write.
 
     Args:
       *servicers: Instances of generated `...Servicer` subclasses; each one's
@@ -452,9 +453,11 @@ async def _answer_stream(stream: GrpcStream, method: _Method, request: Message) 
             first = False
 
 
-def _serialize(method: _Method, response: object) -> bytes:
+def _serialize(method: _Method, response: object) -> bytes | list[bytes]:
     if isinstance(response, bytes):
         return response  # serialized by the handler (e.g. once for many streams)
+    if isinstance(response, list) and all(isinstance(item, bytes) for item in response):
+        return response  # several, serialized, to be sent together
     if not isinstance(response, method.response_type):
         raise TypeError(
             f"{method.path} answered with {type(response).__name__}, "
@@ -463,8 +466,9 @@ def _serialize(method: _Method, response: object) -> bytes:
     return response.SerializeToString()
 
 
-async def _send(stream: GrpcStream, payload: bytes, *, first: bool) -> None:
-    """Send one response message; the first one goes after the response headers.
+async def _send(stream: GrpcStream, payload: bytes | list[bytes], *, first: bool) -> None:
+    """Send one response message (or several, together); the first one goes after the
+    response headers.
 
     Raises:
       GrpcError: the stream was aborted or the connection lost.
@@ -473,7 +477,7 @@ async def _send(stream: GrpcStream, payload: bytes, *, first: bool) -> None:
         if stream.aborted is not None:
             raise stream.aborted
         stream.connection.protocol.start_response(stream.stream_id)
-    await stream.send_message(payload)
+    await stream.send_messages([payload] if isinstance(payload, bytes) else payload)
 
 
 def _peer(transport: trio.SocketStream) -> str:

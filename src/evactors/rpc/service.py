@@ -15,6 +15,8 @@ import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
 
+import trio
+
 from evactors._generated.evactors.v1 import system_service_pb2 as pb
 from evactors._generated.evactors.v1.system_service_grpc import SystemServiceServicer
 from evactors._version import __version__
@@ -64,16 +66,29 @@ class SystemService(SystemServiceServicer):
     # async generator.
     async def GetSystemEvents(  # type: ignore[override]
         self, message: pb.GetSystemEventsRequest
-    ) -> AsyncIterator[bytes]:
+    ) -> AsyncIterator[list[bytes]]:
         request = stream_request(message)
         stream = self._pipeline.open_client_stream(request)
         # try/finally rather than `with`, to make plain that nothing here stays open
         # across a yield but a plain object whose close() is synchronous.
         try:
-            async for item in stream.receive:
+            while True:
+                try:
+                    item = await stream.receive.receive()
+                except trio.EndOfChannel:
+                    break  # the actor was cancelled with the pipeline
+                # Every delivery already queued goes out in one batch (one write),
+                # each event serialized once whatever the number of streams.
+                batch: list[bytes] = []
+                while isinstance(item, Delivery):
+                    batch.append(self._encoder.encode(item.event, item.formatted))
+                    try:
+                        item = stream.receive.receive_nowait()
+                    except (trio.WouldBlock, trio.EndOfChannel):
+                        break
+                if batch:
+                    yield batch
                 if isinstance(item, Delivery):
-                    # Serialized once per event, whatever the number of streams.
-                    yield self._encoder.encode(item.event, item.formatted)
                     continue
                 match item.reason:
                     case EndReason.UNTIL_PASSED:
