@@ -725,3 +725,34 @@ async def test_a_stopped_container_whose_task_someone_else_deletes_is_still_remo
     assert report.containers_deleted == [cid]
     assert report.errors == []
     assert await space.containers() == set()
+
+
+# -- nerdctl's volumes count in space_reclaimed too ------------------------------------------
+
+
+async def test_space_reclaimed_adds_removed_volumes_to_the_drop_in_the_content_store(
+    containerd, space, tmp_path
+):
+    from evactors.system.nerdctl import NerdctlPaths, data_store
+
+    payload = tmp_path / "payload"
+    payload.write_bytes(secrets.token_bytes(20_000))
+    digest_only = f"example.com/evactors/own@sha256:{secrets.token_hex(32)}"
+    own = build_busybox_image(tmp_path / "own.tar", name=digest_only, busybox=payload)
+    await space.ctr("images", "import", str(own.path))
+    await space.collect_garbage()
+    paths = NerdctlPaths(str(tmp_path / "nerdctl"), str(tmp_path / "net.d"))
+    volume = Path(data_store(paths, f"unix://{containerd.address}") or "") / "volumes"
+    volume = volume / space.name / "anon"
+    (volume / "_data").mkdir(parents=True)
+    (volume / "_data" / "content").write_bytes(b"v" * 3000)
+    (volume / "volume.json").write_text('{"labels": {"nerdctl/anonymous-volumes": ""}}')
+
+    async with open_containerd(str(containerd.address)) as real:
+        report = await prune(real, space.name, PruneFilter(), volumes=True, nerdctl_paths=paths)
+
+    assert report.images_deleted == [digest_only]
+    assert report.volumes_deleted == ["anon"]
+    assert report.space_reclaimed == own.size + 3000
+    assert report.errors == []
+    assert not volume.exists()

@@ -29,6 +29,7 @@ from .containerd import open_containerd
 from .events.pipeline import DEFAULT_CLIENT_BACKLOG, DEFAULT_HISTORY, EventPipeline
 from .grpc import Address, Server
 from .rpc import SystemService
+from .system.nerdctl import DEFAULT_NERDCTL_PATHS, NerdctlPaths
 
 LOGGER = logging.getLogger(__name__)
 
@@ -46,12 +47,14 @@ class DaemonConfig:
       listen: Where to serve gRPC.
       history: Events retained for replay.
       client_backlog: Events queued for one client before it is cut off.
+      nerdctl_paths: Where nerdctl keeps its networks and volumes (for prune).
     """
 
     containerd_address: str
     listen: Sequence[Address]
     history: int = DEFAULT_HISTORY
     client_backlog: int = DEFAULT_CLIENT_BACKLOG
+    nerdctl_paths: NerdctlPaths = DEFAULT_NERDCTL_PATHS
 
 
 @attrs.frozen
@@ -82,7 +85,8 @@ async def run_daemon(
     """
     pipeline = EventPipeline(history_size=config.history, client_backlog=config.client_backlog)
     connect = functools.partial(open_containerd, config.containerd_address)
-    server = Server(SystemService(pipeline, connect), shutdown_timeout=SHUTDOWN_TIMEOUT)
+    service = SystemService(pipeline, connect, nerdctl_paths=config.nerdctl_paths)
+    server = Server(service, shutdown_timeout=SHUTDOWN_TIMEOUT)
     async with trio.open_nursery() as nursery:
         await nursery.start(pipeline.run, connect)
         if handle_signals:

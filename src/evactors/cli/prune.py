@@ -39,7 +39,9 @@ def add_parser(subparsers: Any) -> None:
         "-a", "--all", action="store_true", help="also remove images no container uses"
     )
     parser.add_argument(
-        "--volumes", action="store_true", help="also nerdctl's anonymous volumes (see README)"
+        "--volumes",
+        action="store_true",
+        help="also nerdctl's unused anonymous volumes (see README)",
     )
     parser.add_argument(
         "--filter",

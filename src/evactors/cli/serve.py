@@ -13,6 +13,7 @@ import trio
 from evactors.daemon import DaemonConfig, run_daemon
 from evactors.events.pipeline import DEFAULT_CLIENT_BACKLOG, DEFAULT_HISTORY
 from evactors.paths import default_containerd_address, default_listen_address
+from evactors.system.nerdctl import DEFAULT_CNI_NETCONF_PATH, DEFAULT_DATA_ROOT, NerdctlPaths
 
 from ._common import address_argument, first_exception, non_negative_int, positive_int
 
@@ -61,6 +62,18 @@ def add_parser(subparsers: Any) -> None:
         ),
     )
     parser.add_argument(
+        "--nerdctl-data-root",
+        metavar="PATH",
+        default=DEFAULT_DATA_ROOT,
+        help="nerdctl's data root, for system prune (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--cni-netconf-path",
+        metavar="PATH",
+        default=DEFAULT_CNI_NETCONF_PATH,
+        help="where nerdctl's networks are, for system prune (default: %(default)s)",
+    )
+    parser.add_argument(
         "--log-level",
         choices=["debug", "info", "warning", "error"],
         default="info",
@@ -80,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
         listen=args.listen or [address_argument(default_listen_address())],
         history=args.history,
         client_backlog=args.client_backlog,
+        nerdctl_paths=NerdctlPaths(args.nerdctl_data_root, args.cni_netconf_path),
     )
     failure: OSError | None = None
     try:

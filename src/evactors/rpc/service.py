@@ -26,6 +26,7 @@ from evactors.events.pipeline import EventPipeline
 from evactors.events.subscriber import ConnectContainerd
 from evactors.grpc import GrpcError, StatusCode
 from evactors.system.info import DEFAULT_NAMESPACE, gather_system_info
+from evactors.system.nerdctl import DEFAULT_NERDCTL_PATHS, NerdctlPaths
 from evactors.system.prune import PruneFilterError, parse_prune_filters, prune
 
 from .messages import (
@@ -46,11 +47,19 @@ class SystemService(SystemServiceServicer):
     Args:
       pipeline: The running event pipeline.
       connect: Opens a containerd client (the daemon's containerd address).
+      nerdctl_paths: Where nerdctl keeps its networks and volumes (for prune).
     """
 
-    def __init__(self, pipeline: EventPipeline, connect: ConnectContainerd) -> None:
+    def __init__(
+        self,
+        pipeline: EventPipeline,
+        connect: ConnectContainerd,
+        *,
+        nerdctl_paths: NerdctlPaths = DEFAULT_NERDCTL_PATHS,
+    ) -> None:
         self._pipeline = pipeline
         self._connect = connect
+        self._nerdctl_paths = nerdctl_paths
         self._encoder = EventEncoder()
         # Two prunes at once would race over the same objects: the second is refused
         # (ABORTED, as Docker answers 409), not queued behind a long first one.
@@ -127,6 +136,7 @@ class SystemService(SystemServiceServicer):
                     all_images=message.all,
                     volumes=message.volumes,
                     dry_run=message.dry_run,
+                    nerdctl_paths=self._nerdctl_paths,
                 )
         finally:
             self._pruning = False

@@ -14,9 +14,12 @@ What goes, as `nerdctl system prune` decides it for containerd:
   are gone from it (a blob another namespace still uses stays, and does not count).
 - **Filters** (`docker system prune --filter`): `until=TIME` (created before), `label=k`,
   `label=k=v` (all must match), `label!=k`, `label!=k=v` (excluded when all match).
-  They apply to containers and images alike.
-- **Volumes and networks** are nerdctl's files, not containerd objects: see
-  `nerdctl_state` for what is reported.
+  They apply to containers, images, networks and volumes alike.
+- **Networks and volumes** are nerdctl's files, not containerd objects: nerdctl's
+  unused networks, and with `volumes` its unused anonymous volumes of the namespace,
+  where nerdctl's state exists on the host (`evactors.system.nerdctl` says exactly
+  what goes; its paths are `nerdctl_paths`). The filters apply to them too. The bytes
+  of removed volumes count in `space_reclaimed`.
 
 One failure never stops the rest: each becomes one line of `errors`.
 """
@@ -25,7 +28,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 from collections.abc import Mapping, Sequence
 from typing import Final
 
@@ -43,12 +45,11 @@ from evactors.containerd import (
 from evactors.references import is_dangling
 from evactors.timespec import TimeSpecError, parse_time
 
+from .nerdctl import DEFAULT_NERDCTL_PATHS, NerdctlPaths, prune_nerdctl_state
+
 LOGGER = logging.getLogger(__name__)
 
 PRUNE_FILTER_KEYS: Final = ("until", "label", "label!")
-# Where nerdctl keeps its volumes and network configurations, by default.
-NERDCTL_DATA_ROOT: Final = "/var/lib/nerdctl"
-CNI_NETCONF_DIR: Final = "/etc/cni/net.d"
 
 
 class PruneFilterError(ValueError):
@@ -139,9 +140,13 @@ async def prune(
     all_images: bool = False,
     volumes: bool = False,
     dry_run: bool = False,
-    nerdctl_data_root: str = NERDCTL_DATA_ROOT,
+    nerdctl_paths: NerdctlPaths = DEFAULT_NERDCTL_PATHS,
 ) -> PruneReport:
     """Remove what is stopped and unused in `namespace`, or list it (`dry_run`).
+
+    `volumes` adds nerdctl's anonymous volumes; `nerdctl_paths` says where nerdctl keeps
+    its networks and volumes (nerdctl's defaults); the containerd address nerdctl's data
+    store is named after is `client.address`.
 
     Raises:
       ContainerdError: listing failed (nothing was removed). Failures to remove one
@@ -153,12 +158,30 @@ async def prune(
     chosen = [c for c in stopped if prune_filter.matches(c.created_at, c.labels)]
     if dry_run:
         report.containers_deleted.extend(c.id for c in chosen)
+        gone = chosen
         remaining = [c for c in containers if c not in chosen]
     else:
+        gone = []
         for container in chosen:
             if await _remove_container(client, namespace, container, report.errors):
                 report.containers_deleted.append(container.id)
+                gone.append(container)
         remaining = await client.containers(namespace)
+
+    # Networks and volumes before images, in nerdctl's order.
+    nerdctl_state = await prune_nerdctl_state(
+        client,
+        namespace,
+        prune_filter.matches,
+        gone=gone,
+        volumes=volumes,
+        dry_run=dry_run,
+        paths=nerdctl_paths,
+    )
+    report.networks_deleted.extend(nerdctl_state.networks_deleted)
+    report.volumes_deleted.extend(nerdctl_state.volumes_deleted)
+    report.space_reclaimed += nerdctl_state.space_reclaimed
+    report.errors.extend(nerdctl_state.errors)
 
     in_use = {container.image for container in remaining}
     images = [
@@ -176,9 +199,9 @@ async def prune(
             if await _remove_image(client, namespace, image, report.errors):
                 report.images_deleted.append(image.name)
         after = await _stored_blobs(client)
-        report.space_reclaimed = sum(size for digest, size in before.items() if digest not in after)
-
-    report.errors.extend(_nerdctl_state_notes(nerdctl_data_root, volumes=volumes))
+        report.space_reclaimed += sum(
+            size for digest, size in before.items() if digest not in after
+        )
     return report
 
 
@@ -251,14 +274,3 @@ async def _stored_blobs(client: ContainerdClient) -> dict[str, int]:
     for namespace in await client.namespaces():
         blobs.update((info.digest, info.size) for info in await client.content(namespace.name))
     return blobs
-
-
-def _nerdctl_state_notes(data_root: str, *, volumes: bool) -> list[str]:
-    """Lines for `errors` where nerdctl's own state would need pruning that this
-    version does not do; none where nerdctl keeps no state (nothing to remove)."""
-    if not os.path.isdir(data_root):
-        return []
-    notes = [f"networks: nerdctl's state at {data_root} is not pruned by evactors"]
-    if volumes:
-        notes.append(f"volumes: nerdctl's volumes under {data_root} are not pruned by evactors")
-    return notes
