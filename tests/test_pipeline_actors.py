@@ -327,3 +327,36 @@ async def test_the_converter_survives_a_payload_it_cannot_read(monkeypatch, capl
         (2, "/tasks/start", ""),
     ]
     assert "cannot read the facts of a /tasks/start event" in caplog.text
+
+
+# -- batches -------------------------------------------------------------------------------
+
+
+async def test_receive_batch_takes_what_is_queued_up_to_the_limit():
+    from evactors.events.channels import receive_batch
+
+    send, receive = trio.open_memory_channel[int](10)
+    for n in range(5):
+        send.send_nowait(n)
+    assert await receive_batch(receive, 3) == [0, 1, 2]
+    assert await receive_batch(receive, 3) == [3, 4]
+    send.send_nowait(5)
+    send.close()
+    assert await receive_batch(receive, 3) == [5]
+    with pytest.raises(trio.EndOfChannel):
+        await receive_batch(receive, 3)
+
+
+async def test_receive_batch_waits_for_the_first_item(autojump_clock):
+    from evactors.events.channels import receive_batch
+
+    send, receive = trio.open_memory_channel[int](10)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(lambda: _send_later(send, 7, 2.0))
+        assert await receive_batch(receive, 3) == [7]
+        assert trio.current_time() == pytest.approx(2.0)
+
+
+async def _send_later(send, value, delay):
+    await trio.sleep(delay)
+    await send.send(value)

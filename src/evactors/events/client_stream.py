@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Final
 import attrs
 import trio
 
+from .channels import receive_batch
 from .hub import Subscription
 from .model import SystemEvent
 
@@ -151,25 +152,13 @@ async def run_client_stream(
         for event in replay:
             if not await deliver(event):
                 return EndReason.UNTIL_PASSED
-        receive = subscription.receive
         with trio.move_on_at(until_deadline):
             while True:
                 try:
-                    event = await receive.receive()
+                    batch = await receive_batch(subscription.receive, DRAIN_LIMIT)
                 except trio.EndOfChannel:
                     return closed()
-                # Then what is queued already, without a trip through the scheduler for
-                # each event (at most DRAIN_LIMIT, so that others get their turn).
-                for _ in range(DRAIN_LIMIT):
-                    if not await deliver(event):
-                        return EndReason.UNTIL_PASSED
-                    try:
-                        event = receive.receive_nowait()
-                    except trio.WouldBlock:
-                        break
-                    except trio.EndOfChannel:
-                        return closed()
-                else:
+                for event in batch:
                     if not await deliver(event):
                         return EndReason.UNTIL_PASSED
         return EndReason.UNTIL_PASSED

@@ -21,10 +21,14 @@ from evactors.containerd import Container, ContainerdError, Envelope, NotFound, 
 from evactors.containerd.events import PayloadFacts, payload_facts
 from evactors.containerd.gojson import rfc3339_nano
 
+from .channels import receive_batch
 from .model import EventType, SystemEvent
 from .status import EVENTS_MISSED_TOPIC, status_of, type_of
 
 LOGGER = logging.getLogger(__name__)
+
+# Envelopes the converter takes from its channel per wake-up (all of it, at most).
+CONVERTER_BATCH: Final = 64
 
 # The containerd label nerdctl keeps a container's name in.
 NAME_LABEL: Final = "nerdctl/name"
@@ -206,19 +210,33 @@ async def run_converter(
     """
     with source:
         task_status.started()
-        async for item in source:
-            if isinstance(item, EventsMissed):
-                emit(normalizer.events_missed(item))
-                continue
-            facts = _facts_of(item)
-            container = None
-            if facts.container_id:
-                if item.topic == "/containers/update" and facts.labels is not None:
-                    directory.updated(item.namespace, facts.container_id, facts.image, facts.labels)
-                container = await directory.lookup(item.namespace, facts.container_id)
-            emit(normalizer.normalize(item, facts, container))
-            if item.topic == "/containers/delete":
-                directory.forget(item.namespace, facts.container_id)
+        while True:
+            try:
+                batch = await receive_batch(source, CONVERTER_BATCH)
+            except trio.EndOfChannel:
+                return
+            for item in batch:
+                await _convert(item, emit, directory, normalizer)
+
+
+async def _convert(
+    item: Envelope | EventsMissed,
+    emit: Callable[[SystemEvent], None],
+    directory: ContainerDirectory,
+    normalizer: Normalizer,
+) -> None:
+    if isinstance(item, EventsMissed):
+        emit(normalizer.events_missed(item))
+        return
+    facts = _facts_of(item)
+    container = None
+    if facts.container_id:
+        if item.topic == "/containers/update" and facts.labels is not None:
+            directory.updated(item.namespace, facts.container_id, facts.image, facts.labels)
+        container = await directory.lookup(item.namespace, facts.container_id)
+    emit(normalizer.normalize(item, facts, container))
+    if item.topic == "/containers/delete":
+        directory.forget(item.namespace, facts.container_id)
 
 
 def _facts_of(envelope: Envelope) -> PayloadFacts:

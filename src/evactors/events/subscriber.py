@@ -104,4 +104,7 @@ async def _relay(
     if missed is not None:
         await sink.send(missed)
     async for envelope in events:
-        await sink.send(envelope)
+        try:
+            sink.send_nowait(envelope)  # room: no trip through the scheduler
+        except trio.WouldBlock:
+            await sink.send(envelope)  # the converter is behind: wait for it

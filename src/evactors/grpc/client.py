@@ -228,11 +228,14 @@ class ResponseStream(Generic[ResponseT]):
           GrpcError: the call ended with another status, its deadline passed, or the
             connection was lost.
         """
-        with trio.move_on_at(self._deadline) as scope:
-            data = await self._stream.receive_message()
-        if scope.cancelled_caught:
-            self._stream.reset()
-            raise GrpcError(StatusCode.DEADLINE_EXCEEDED, f"{self._method}: deadline exceeded")
+        if self._deadline == math.inf:
+            data = await self._stream.receive_message()  # e.g. a subscription: no scope
+        else:
+            with trio.move_on_at(self._deadline) as scope:
+                data = await self._stream.receive_message()
+            if scope.cancelled_caught:
+                self._stream.reset()
+                raise GrpcError(StatusCode.DEADLINE_EXCEEDED, f"{self._method}: deadline exceeded")
         if data is None:
             self._raise_for_status()
             return None

@@ -21,7 +21,8 @@ from evactors._generated.evactors.v1 import system_service_pb2 as pb
 from evactors._generated.evactors.v1.system_service_grpc import SystemServiceServicer
 from evactors._version import __version__
 from evactors.containerd import ContainerdClient, ContainerdError
-from evactors.events.client_stream import Delivery, EndReason
+from evactors.events.channels import receive_batch
+from evactors.events.client_stream import CLIENT_QUEUE, Delivery, EndReason
 from evactors.events.pipeline import EventPipeline
 from evactors.events.subscriber import ConnectContainerd
 from evactors.grpc import GrpcError, StatusCode
@@ -83,31 +84,30 @@ class SystemService(SystemServiceServicer):
         try:
             while True:
                 try:
-                    item = await stream.receive.receive()
+                    items = await receive_batch(stream.receive, CLIENT_QUEUE)
                 except trio.EndOfChannel:
                     break  # the actor was cancelled with the pipeline
                 # Every delivery already queued goes out in one batch (one write),
                 # each event serialized once whatever the number of streams.
-                batch: list[bytes] = []
-                while isinstance(item, Delivery):
-                    batch.append(self._encoder.encode(item.event, item.formatted))
-                    try:
-                        item = stream.receive.receive_nowait()
-                    except (trio.WouldBlock, trio.EndOfChannel):
-                        break
+                batch = [
+                    self._encoder.encode(item.event, item.formatted)
+                    for item in items
+                    if isinstance(item, Delivery)
+                ]
                 if batch:
                     yield batch
-                if isinstance(item, Delivery):
+                end = items[-1]
+                if isinstance(end, Delivery):
                     continue
-                match item.reason:
+                match end.reason:
                     case EndReason.UNTIL_PASSED:
                         return
                     case EndReason.OVERFLOWED:
                         raise GrpcError(
                             StatusCode.RESOURCE_EXHAUSTED,
                             "the client did not keep up: its backlog overflowed after "
-                            f"sequence {item.last_sequence}; resume with "
-                            f"after_sequence={item.last_sequence}",
+                            f"sequence {end.last_sequence}; resume with "
+                            f"after_sequence={end.last_sequence}",
                         )
                     case EndReason.SHUTTING_DOWN:
                         break
