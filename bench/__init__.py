@@ -1,0 +1,1 @@
+"""evactors benchmarks: see docs/benchmarks.md and `bash bench/run --help`."""
