@@ -16,7 +16,7 @@ import trio.testing
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from evactors._generated.containerd.events import task_pb2
-from evactors.containerd import Envelope, RawPayload, Unavailable
+from evactors.containerd import Container, Envelope, RawPayload, Unavailable
 from evactors.events.client_stream import EndReason, StreamEnd, StreamRequest, run_client_stream
 from evactors.events.converter import (
     ContainerDirectory,
@@ -360,3 +360,31 @@ async def test_receive_batch_waits_for_the_first_item(autojump_clock):
 async def _send_later(send, value, delay):
     await trio.sleep(delay)
     await send.send(value)
+
+
+async def test_a_batch_of_new_containers_is_looked_up_at_once(autojump_clock):
+    # Each lookup takes 1 s of (virtual) time; three events about three new containers
+    # arrive together and are converted after one second, not three.
+    looked_up: list[str] = []
+
+    async def slow_get(namespace, container_id):
+        looked_up.append(container_id)
+        await trio.sleep(1)
+        labels = {"nerdctl/name": container_id}
+        return Container(container_id, "busybox", labels, "runc", "overlayfs", container_id, 0, 0)
+
+    send, receive = trio.open_memory_channel(10)
+    emitted: list[SystemEvent] = []
+    directory = ContainerDirectory(lambda: slow_get)
+    for n in range(3):
+        send.send_nowait(
+            Envelope(n, "default", "/tasks/start", task_pb2.TaskStart(container_id=f"c{n}"))
+        )
+    send.send_nowait(Envelope(9, "default", "/tasks/start", task_pb2.TaskStart(container_id="c0")))
+    send.close()
+    with trio.fail_after(10):
+        await run_converter(receive, emitted.append, directory, Normalizer())
+    assert trio.current_time() == pytest.approx(1.0)
+    assert sorted(looked_up) == ["c0", "c1", "c2"]
+    assert [e.name for e in emitted] == ["c0", "c1", "c2", "c0"]
+    assert [e.sequence for e in emitted] == [1, 2, 3, 4]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import collections
 import json
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Final
 
 import attrs
@@ -27,6 +27,7 @@ from .status import EVENTS_MISSED_TOPIC, status_of, type_of
 
 LOGGER = logging.getLogger(__name__)
 
+_NO_FACTS: Final = PayloadFacts()
 # Envelopes the converter takes from its channel per wake-up (all of it, at most).
 CONVERTER_BATCH: Final = 64
 
@@ -174,6 +175,16 @@ class ContainerDirectory:
         self._remember(key, info)
         return info
 
+    async def prefetch(self, keys: Iterable[tuple[str, str]]) -> None:
+        """Look up, at once, the containers (namespace, id) not remembered yet: a batch of
+        events about new containers costs one round trip to containerd, not one each."""
+        missing = {key for key in keys if key not in self._known}
+        if len(missing) < 2:
+            return  # one is looked up when its event is converted
+        async with trio.open_nursery() as nursery:
+            for namespace, container_id in missing:
+                nursery.start_soon(self.lookup, namespace, container_id)
+
     def _remember(self, key: tuple[str, str], info: ContainerInfo | None) -> None:
         self._known[key] = info
         self._known.move_to_end(key)
@@ -215,20 +226,31 @@ async def run_converter(
                 batch = await receive_batch(source, CONVERTER_BATCH)
             except trio.EndOfChannel:
                 return
-            for item in batch:
-                await _convert(item, emit, directory, normalizer)
+            # Each payload's facts once; then the batch's new containers looked up at
+            # once; then the events in order.
+            prepared = [
+                (item, _facts_of(item) if isinstance(item, Envelope) else _NO_FACTS)
+                for item in batch
+            ]
+            await directory.prefetch(
+                (item.namespace, facts.container_id)
+                for item, facts in prepared
+                if isinstance(item, Envelope) and facts.container_id
+            )
+            for item, facts in prepared:
+                if isinstance(item, EventsMissed):
+                    emit(normalizer.events_missed(item))
+                else:
+                    await _convert(item, facts, emit, directory, normalizer)
 
 
 async def _convert(
-    item: Envelope | EventsMissed,
+    item: Envelope,
+    facts: PayloadFacts,
     emit: Callable[[SystemEvent], None],
     directory: ContainerDirectory,
     normalizer: Normalizer,
 ) -> None:
-    if isinstance(item, EventsMissed):
-        emit(normalizer.events_missed(item))
-        return
-    facts = _facts_of(item)
     container = None
     if facts.container_id:
         if item.topic == "/containers/update" and facts.labels is not None:
