@@ -151,6 +151,28 @@ async def test_containers_and_images_are_listed_with_their_details(
     assert image.target_media_type == "application/vnd.oci.image.manifest.v1+json"
 
 
+async def test_containers_by_id_filters_are_ored(containerd, busybox_image, ctd_client):
+    # The converter looks up a batch of new containers with one such call.
+    namespace = f"ids-{uuid4().hex[:8]}"
+    ids = [f"c{n}-{uuid4().hex[:6]}" for n in range(3)]
+    await trio.to_thread.run_sync(
+        lambda: containerd.import_image(busybox_image.path, namespace=namespace)
+    )
+    for container_id in ids:
+        await trio.to_thread.run_sync(
+            lambda cid=container_id: containerd.create(
+                busybox_image.name, cid, "true", namespace=namespace
+            )
+        )
+    try:
+        wanted = [ids[0], ids[2], "no-such-container"]
+        found = await ctd_client.containers(namespace, [f'id=="{i}"' for i in wanted])
+        assert sorted(c.id for c in found) == sorted([ids[0], ids[2]])
+    finally:
+        for container_id in ids:
+            containerd.delete_container(container_id, namespace=namespace)
+
+
 async def test_a_missing_container_raises_not_found(containerd):
     async with open_containerd(str(containerd.address)) as client:
         with pytest.raises(NotFound, match="no-such-container") as caught:

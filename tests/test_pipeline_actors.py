@@ -16,7 +16,7 @@ import trio.testing
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from evactors._generated.containerd.events import task_pb2
-from evactors.containerd import Container, Envelope, RawPayload, Unavailable
+from evactors.containerd import Container, Envelope, NotFound, RawPayload, Unavailable
 from evactors.events.client_stream import EndReason, StreamEnd, StreamRequest, run_client_stream
 from evactors.events.converter import (
     ContainerDirectory,
@@ -362,29 +362,56 @@ async def _send_later(send, value, delay):
     await send.send(value)
 
 
-async def test_a_batch_of_new_containers_is_looked_up_at_once(autojump_clock):
-    # Each lookup takes 1 s of (virtual) time; three events about three new containers
-    # arrive together and are converted after one second, not three.
-    looked_up: list[str] = []
+@attrs.define
+class SlowContainerd:
+    """Knows containers c0 and c1; each call takes one (virtual) second."""
 
-    async def slow_get(namespace, container_id):
-        looked_up.append(container_id)
+    calls: list[str] = attrs.field(factory=list)
+
+    async def container(self, namespace, container_id):
+        self.calls.append(f"get {container_id}")
         await trio.sleep(1)
-        labels = {"nerdctl/name": container_id}
+        if container_id not in {"c0", "c1"}:
+            raise NotFound(StatusCode.NOT_FOUND, f"container {container_id}: not found")
+        return self._record(container_id)
+
+    async def containers(self, namespace, filters=()):
+        self.calls.append(f"list {' '.join(filters)}")
+        await trio.sleep(1)
+        wanted = {f.removeprefix('id=="').removesuffix('"') for f in filters}
+        return [self._record(c) for c in ("c0", "c1") if c in wanted]
+
+    @staticmethod
+    def _record(container_id):
+        labels = {"nerdctl/name": f"name-{container_id}"}
         return Container(container_id, "busybox", labels, "runc", "overlayfs", container_id, 0, 0)
 
+
+async def convert(source, topics_and_ids):
     send, receive = trio.open_memory_channel(10)
-    emitted: list[SystemEvent] = []
-    directory = ContainerDirectory(lambda: slow_get)
-    for n in range(3):
-        send.send_nowait(
-            Envelope(n, "default", "/tasks/start", task_pb2.TaskStart(container_id=f"c{n}"))
-        )
-    send.send_nowait(Envelope(9, "default", "/tasks/start", task_pb2.TaskStart(container_id="c0")))
+    for n, container_id in enumerate(topics_and_ids):
+        payload = task_pb2.TaskStart(container_id=container_id)
+        send.send_nowait(Envelope(n, "default", "/tasks/start", payload))
     send.close()
+    emitted: list[SystemEvent] = []
     with trio.fail_after(10):
-        await run_converter(receive, emitted.append, directory, Normalizer())
+        await run_converter(
+            receive, emitted.append, ContainerDirectory(lambda: source), Normalizer()
+        )
+    return emitted
+
+
+async def test_a_batch_of_new_containers_is_looked_up_in_one_call(autojump_clock):
+    source = SlowContainerd()
+    emitted = await convert(source, ["c0", "c1", "gone", "c0"])
+    assert source.calls == ['list id=="c0" id=="c1" id=="gone"']
     assert trio.current_time() == pytest.approx(1.0)
-    assert sorted(looked_up) == ["c0", "c1", "c2"]
-    assert [e.name for e in emitted] == ["c0", "c1", "c2", "c0"]
+    assert [e.name for e in emitted] == ["name-c0", "name-c1", "", "name-c0"]
     assert [e.sequence for e in emitted] == [1, 2, 3, 4]
+
+
+async def test_a_single_new_container_is_looked_up_alone(autojump_clock):
+    source = SlowContainerd()
+    emitted = await convert(source, ["c1", "c1"])
+    assert source.calls == ["get c1"]
+    assert [e.name for e in emitted] == ["name-c1", "name-c1"]

@@ -11,8 +11,9 @@ from __future__ import annotations
 import collections
 import json
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Mapping
-from typing import Final
+import re
+from collections.abc import Callable, Iterable, Mapping
+from typing import Final, Protocol
 
 import attrs
 import trio
@@ -130,7 +131,16 @@ class Normalizer:
         )
 
 
-GetContainer = Callable[[str, str], Awaitable[Container]]
+class ContainerSource(Protocol):
+    """What the directory asks containerd (a `ContainerdClient` is one)."""
+
+    async def container(self, namespace: str, container_id: str) -> Container: ...
+
+    async def containers(self, namespace: str, filters: Iterable[str] = ()) -> list[Container]: ...
+
+
+# containerd's identifiers; other ids (a publisher may send anything) are looked up alone.
+_IDENTIFIER: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
 class ContainerDirectory:
@@ -142,14 +152,14 @@ class ContainerDirectory:
     events of a short-lived container cost at most one lookup.
 
     Args:
-      get_container: `ContainerdClient.container`, or None while containerd is away.
+      source: containerd's client now, or None while containerd is away.
       size: How many containers to remember.
     """
 
     def __init__(
-        self, get_container: Callable[[], GetContainer | None], size: int = DIRECTORY_SIZE
+        self, source: Callable[[], ContainerSource | None], size: int = DIRECTORY_SIZE
     ) -> None:
-        self._get_container = get_container
+        self._source = source
         self._size = size
         self._known: collections.OrderedDict[tuple[str, str], ContainerInfo | None] = (
             collections.OrderedDict()
@@ -160,11 +170,11 @@ class ContainerDirectory:
         if key in self._known:
             self._known.move_to_end(key)
             return self._known[key]
-        get_container = self._get_container()
-        if get_container is None:
+        source = self._source()
+        if source is None:
             return None  # containerd is away: do not remember "unknown"
         try:
-            record = await get_container(namespace, container_id)
+            record = await source.container(namespace, container_id)
         except NotFound:
             info = None
         except ContainerdError as error:
@@ -176,14 +186,35 @@ class ContainerDirectory:
         return info
 
     async def prefetch(self, keys: Iterable[tuple[str, str]]) -> None:
-        """Look up, at once, the containers (namespace, id) not remembered yet: a batch of
-        events about new containers costs one round trip to containerd, not one each."""
-        missing = {key for key in keys if key not in self._known}
-        if len(missing) < 2:
-            return  # one is looked up when its event is converted
-        async with trio.open_nursery() as nursery:
-            for namespace, container_id in missing:
-                nursery.start_soon(self.lookup, namespace, container_id)
+        """Look up the containers (namespace, id) not remembered yet, several at a time:
+        one `Containers.List` call per namespace for a batch of events about new
+        containers, instead of one `Get` each. What it cannot settle is looked up alone
+        when its event is converted."""
+        by_namespace: dict[str, list[str]] = {}
+        for namespace, container_id in keys:
+            if (namespace, container_id) not in self._known and _IDENTIFIER.fullmatch(container_id):
+                ids = by_namespace.setdefault(namespace, [])
+                if container_id not in ids:
+                    ids.append(container_id)
+        source = self._source()
+        for namespace, ids in by_namespace.items():
+            if len(ids) < 2 or source is None:
+                continue
+            try:
+                # containerd ORs the filters: the records of exactly these containers.
+                records = await source.containers(namespace, [f'id=="{i}"' for i in ids])
+            except ContainerdError as error:
+                LOGGER.info("cannot list containers in %s: %s", namespace, error)
+                continue
+            found = {record.id: record for record in records}
+            for container_id in ids:
+                record = found.get(container_id)
+                info = (
+                    None
+                    if record is None
+                    else ContainerInfo.from_labels(record.image, record.labels)
+                )
+                self._remember((namespace, container_id), info)
 
     def _remember(self, key: tuple[str, str], info: ContainerInfo | None) -> None:
         self._known[key] = info

@@ -79,9 +79,7 @@ class EventPipeline:
         self.hub = Hub(client_backlog)
         self.normalizer = Normalizer()
         self.link = ContainerdLink()
-        self.directory = ContainerDirectory(
-            lambda: None if self.link.client is None else self.link.client.container
-        )
+        self.directory = ContainerDirectory(lambda: self.link.client)
         self._wall_clock = wall_clock
         self._nursery: trio.Nursery | None = None
         self._started_at = wall_clock()
