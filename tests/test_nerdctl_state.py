@@ -42,6 +42,7 @@ from evactors.system.prune import PruneFilter, parse_prune_filters, prune
 from evactors.testing import PrivateContainerd
 
 # -- nerdctl's facts, without containerd ------------------------------------------------
+from .conftest import skip_or_fail
 
 
 def test_the_address_hash_is_nerdctls():
@@ -438,10 +439,10 @@ async def test_a_volume_that_cannot_be_removed_is_one_error_and_the_rest_go(
     free = fake.volume(ns.name, "anon-free", anonymous=True, size=10)
     pinned = stuck / "_data" / "content"
     if shutil.which("chattr") is None:
-        pytest.skip("chattr is missing")
+        skip_or_fail("chattr is missing (e2fsprogs)")
     chattr = functools.partial(subprocess.run, ["chattr", "+i", str(pinned)], check=False)
     if (await trio.to_thread.run_sync(chattr)).returncode:
-        pytest.skip("this file system has no immutable files")
+        skip_or_fail("this file system has no immutable files")
     immutable.append(pinned)
 
     report = await run_prune(ctd_client, ns, fake, volumes=True)
@@ -511,7 +512,7 @@ async def test_a_removed_network_takes_its_bridge_with_it(containerd, ns, fake, 
     """In a network namespace of its own (with its own /sys): three interfaces, three
     networks. Only the unused network's bridge goes; a non-bridge interface stays."""
     if shutil.which("unshare") is None or shutil.which("ip") is None:
-        pytest.skip("unshare or ip is missing")
+        skip_or_fail("unshare or ip is missing (util-linux, iproute2)")
     fake.network("unused", bridge="ntbr0")
     fake.network("not-bridge", bridge="ntveth0")
     used = fake.network("used", bridge="ntbr1")
@@ -535,7 +536,7 @@ async def test_a_removed_network_takes_its_bridge_with_it(containerd, ns, fake, 
     )
     result = await trio.to_thread.run_sync(run)
     if result.returncode and ("mount:" in result.stderr or "unshare:" in result.stderr):
-        pytest.skip(f"no network namespace here: {result.stderr.strip()}")
+        skip_or_fail(f"no network namespace here: {result.stderr.strip()}")
     assert result.returncode == 0, result.stderr
     first, *links = result.stdout.splitlines()
     deleted, errors = json.loads(first)
