@@ -6,9 +6,11 @@ sans-IO state machine). It runs two tasks in a nursery that its opener provides:
 - the *reader* receives bytes, feeds them to the protocol and hands each event to its
   `GrpcStream`; it never blocks on anything but the socket, so a slow call can never
   stall the others;
-- the *writer* is the only task that writes to the socket. Everyone else queues frames
-  in the protocol and calls `Writer.kick()` (do not wait) or `await Writer.flush()`
-  (wait until what I queued has left), which coalesces concurrent sends into one write.
+- the *writer* is the task that writes to the socket. Everyone else queues frames in
+  the protocol and calls `Writer.kick()` (do not wait), `Writer.write_now()` (write
+  what the socket takes now if the writer is idle, leave it the rest) or
+  `await Writer.flush()` (wait until what I queued has left); concurrent sends
+  coalesce into one write.
 
 Bounded buffers: a stream's inbox holds messages the application has not consumed yet,
 and their bytes are acknowledged to the peer (HTTP/2 WINDOW_UPDATE) only when consumed,
@@ -28,6 +30,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import logging
+import os
 import struct
 from collections.abc import Callable, Sequence
 from typing import Any, Final
@@ -89,11 +92,35 @@ class Writer:
         self._progress = trio.Event()
         self._failure: BaseException | None = None
         self._eof_requested = False
+        # Bytes taken from the protocol but not written yet (`write_now` left them).
+        self._leftover = b""
+        self._sending = False
+        self._fd = transport.socket.fileno() if isinstance(transport, trio.SocketStream) else -1
 
     def kick(self) -> None:
         """Ask for queued frames to be written soon; does not wait."""
         self._requested += 1
         self._wakeup.set()
+
+    def write_now(self) -> None:
+        """Write queued frames at once when the writer is idle, as far as the socket takes
+        them without waiting; the writer writes the rest. Saves waking the writer task
+        (a scheduling round) for each message when traffic is light. Does not wait."""
+        if self._sending or self._leftover or self._eof_requested or self._failure or self._fd < 0:
+            self.kick()
+            return
+        data = self._protocol.data_to_send()
+        if not data:
+            return
+        try:
+            sent = os.write(self._fd, data)  # non-blocking: trio's sockets are
+        except OSError:
+            sent = 0  # would block, or broken: the writer finds out which
+        if sent < len(data):
+            self._leftover = data[sent:]
+            self.kick()
+        else:
+            self._written = self._requested  # nothing of any earlier kick is left
 
     async def flush(self) -> None:
         """Write everything queued so far before returning.
@@ -126,8 +153,10 @@ class Writer:
             await self._wakeup.wait()
             self._wakeup = trio.Event()
             target = self._requested
-            data = self._protocol.data_to_send()
+            data = self._leftover + self._protocol.data_to_send()
+            self._leftover = b""
             eof = self._eof_requested
+            self._sending = True
             try:
                 if data:
                     await self._transport.send_all(data)
@@ -138,6 +167,8 @@ class Writer:
                 self._failure = error
                 self._progress.set()
                 return
+            finally:
+                self._sending = False
             self._written = target
             self._progress.set()
             self._progress = trio.Event()
@@ -256,7 +287,7 @@ class GrpcStream:
         if protocol.pending_output > WRITE_QUEUE_LIMIT:
             await writer.flush()
         else:
-            writer.kick()
+            writer.write_now()
             await trio.lowlevel.checkpoint_if_cancelled()
 
     def reset(self, error_code: int = h2.errors.ErrorCodes.CANCEL) -> None:
