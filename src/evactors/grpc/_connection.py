@@ -251,7 +251,7 @@ class GrpcStream:
         protocol = self.connection.protocol
         protocol.acknowledge_received_data(self.stream_id, event.flow_controlled_length)
         if protocol.pending_output:  # h2 sends WINDOW_UPDATE only now and then
-            self.connection.writer.kick()
+            self.connection.writer.write_now()
         data: bytes = event.data
         return data
 
@@ -393,7 +393,8 @@ class GrpcConnection:
                 return f"HTTP/2 protocol error: {error}"
             for event in events:
                 self._dispatch(event)
-            self.writer.kick()
+            if self.protocol.pending_output:  # acknowledgements h2 made (PING, SETTINGS)
+                self.writer.write_now()
             if self._goaway is not None:
                 # h2 (3.2) takes a GOAWAY as the end of the connection: it will neither
                 # send nor accept another frame, so no call on it can go on.
