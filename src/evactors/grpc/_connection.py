@@ -185,6 +185,20 @@ class GrpcStream:
     (server). Receiving and sending are each meant for one task at a time.
     """
 
+    # One per call, and a server holds thousands of idle ones: no per-object dict.
+    __slots__ = (
+        "_abort",
+        "_inbox",
+        "_inbox_changed",
+        "_window_opened",
+        "connection",
+        "headers",
+        "on_abort",
+        "remote_ended",
+        "stream_id",
+        "trailers",
+    )
+
     def __init__(self, connection: GrpcConnection, stream_id: int) -> None:
         self.connection = connection
         self.stream_id = stream_id
