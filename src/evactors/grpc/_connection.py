@@ -300,13 +300,9 @@ class GrpcStream:
         writer = self.connection.writer
         if protocol.pending_output > WRITE_QUEUE_LIMIT:
             await writer.flush()
-        elif trio.lowlevel.current_statistics().tasks_runnable:
-            # Others run before the writer would (one event wakes many streams): let
-            # the writer write what they all queue in one go.
-            writer.kick()
         else:
-            writer.write_now()  # nobody else is about to: write now, skip a round
-        await trio.lowlevel.checkpoint_if_cancelled()
+            writer.write_now()
+            await trio.lowlevel.checkpoint_if_cancelled()
 
     def reset(self, error_code: int = h2.errors.ErrorCodes.CANCEL) -> None:
         """Abandon the stream: send RST_STREAM (unless it is already closed) and forget it.

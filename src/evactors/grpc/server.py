@@ -352,7 +352,7 @@ class Server:
                     "%s on %s: %s %s", call.path, stream.connection.name, code.name, message
                 )
                 stream.connection.protocol.end_call(stream.stream_id, code, message)
-                stream.connection.writer.kick()
+                stream.connection.writer.write_now()
         finally:
             # After a status this does nothing; otherwise (cancelled with the whole
             # connection, say) it resets the stream, synchronously.
