@@ -194,17 +194,6 @@ def fake(tmp_path, containerd) -> FakeNerdctl:
     return fake
 
 
-def remove_namespace(containerd: PrivateContainerd, namespace: str) -> None:
-    for cid in containerd.containers(namespace):
-        containerd.delete_container(cid, namespace=namespace)
-    for image in containerd.ctr("images", "ls", "-q", namespace=namespace).stdout.split():
-        containerd.ctr("images", "rm", "--sync", image, namespace=namespace, check=False)
-    deadline = time.monotonic() + 5
-    while containerd.ctr("namespaces", "remove", namespace, check=False).returncode:
-        assert time.monotonic() < deadline, f"namespace {namespace} is not empty"
-        time.sleep(0.02)
-
-
 @attrs.frozen
 class Namespace:
     containerd: PrivateContainerd
@@ -238,7 +227,7 @@ def ns(containerd, busybox_image) -> Iterator[Namespace]:
     """A fresh namespace with the busybox image: the one pruned."""
     namespace = make_namespace(containerd, busybox_image.path, busybox_image.name)
     yield namespace
-    remove_namespace(containerd, namespace.name)
+    containerd.remove_namespace(namespace.name)
 
 
 @pytest.fixture
@@ -246,7 +235,7 @@ def other(containerd, busybox_image) -> Iterator[Namespace]:
     """Another fresh namespace, not pruned."""
     namespace = make_namespace(containerd, busybox_image.path, busybox_image.name)
     yield namespace
-    remove_namespace(containerd, namespace.name)
+    containerd.remove_namespace(namespace.name)
 
 
 async def run_prune(ctd_client, ns: Namespace, fake: FakeNerdctl, *filters: str, **options):

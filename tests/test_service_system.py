@@ -135,20 +135,6 @@ def new_id() -> str:
     return f"s-{uuid4().hex[:10]}"
 
 
-def remove_namespace(containerd: PrivateContainerd, namespace: str) -> None:
-    """Delete everything in `namespace`, then the namespace itself."""
-    for cid in containerd.containers(namespace):
-        containerd.delete_container(cid, namespace=namespace)
-    for image in containerd.ctr("images", "ls", "-q", namespace=namespace).stdout.split():
-        containerd.ctr("images", "rm", "--sync", image, namespace=namespace, check=False)
-    # Deleted containers' snapshots go with containerd's next garbage collection, and
-    # only an empty namespace can be removed.
-    deadline = time.monotonic() + 5
-    while containerd.ctr("namespaces", "remove", namespace, check=False).returncode:
-        assert time.monotonic() < deadline, f"namespace {namespace} is not empty"
-        time.sleep(0.02)
-
-
 @pytest.fixture
 def space(containerd, busybox_image) -> Iterator[Space]:
     name = f"p-{uuid4().hex[:8]}"
@@ -156,7 +142,7 @@ def space(containerd, busybox_image) -> Iterator[Space]:
     try:
         yield Space(containerd, name, busybox_image.name)
     finally:
-        remove_namespace(containerd, name)
+        containerd.remove_namespace(name)
 
 
 @attrs.frozen
