@@ -208,9 +208,11 @@ class GrpcStream:
         # Called once, synchronously, when the stream is aborted (reset by the peer,
         # failed, or its connection lost). A server cancels the handler here.
         self.on_abort: Callable[[GrpcError], None] | None = None
-        self._inbox: collections.deque[Any] = collections.deque()
-        self._inbox_changed = trio.Event()
-        self._window_opened = trio.Event()
+        # Made when first needed (and the inbox dropped when emptied): a server holds
+        # thousands of idle calls, and an empty deque alone is 760 bytes.
+        self._inbox: collections.deque[Any] | None = None
+        self._inbox_changed: trio.Event | None = None  # set when the inbox changes
+        self._window_opened: trio.Event | None = None  # set when the peer's window grows
         self._abort: GrpcError | None = None
 
     @property
@@ -227,19 +229,27 @@ class GrpcStream:
             self.trailers = event
         if isinstance(event, _END_EVENTS):
             self.remote_ended = True
+        if self._inbox is None:
+            self._inbox = collections.deque()
         self._inbox.append(event)
-        self._inbox_changed.set()
+        self._wake_receiver()
+
+    def _wake_receiver(self) -> None:
+        if self._inbox_changed is not None:
+            self._inbox_changed.set()
+            self._inbox_changed = None
 
     def _window_update(self) -> None:
-        self._window_opened.set()
-        self._window_opened = trio.Event()
+        if self._window_opened is not None:
+            self._window_opened.set()
+            self._window_opened = None
 
     def _aborted(self, error: GrpcError) -> None:
         if self._abort is not None:
             return
         self._abort = error
-        self._inbox_changed.set()
-        self._window_opened.set()
+        self._wake_receiver()
+        self._window_update()
         if self.on_abort is not None:
             self.on_abort(error)
 
@@ -254,12 +264,15 @@ class GrpcStream:
         while not self._inbox:
             if self._abort is not None:
                 raise self._abort
-            self._inbox_changed = trio.Event()
-            await self._inbox_changed.wait()
-        event = self._inbox.popleft()
+            changed = self._inbox_changed = trio.Event()
+            await changed.wait()
+        inbox = self._inbox
+        event = inbox.popleft()
         if isinstance(event, _END_EVENTS):
-            self._inbox.appendleft(event)  # the end stays the end for later calls
+            inbox.appendleft(event)  # the end stays the end for later calls
             return None
+        if not inbox:
+            self._inbox = None
         assert isinstance(event, MessageReceived)
         # Consumed: only now may the peer send this many bytes more.
         protocol = self.connection.protocol
@@ -291,7 +304,7 @@ class GrpcStream:
                 raise self._abort
             window = protocol.flow_control_window(self.stream_id)
             if window <= 0:
-                opened = self._window_opened
+                opened = self._window_opened = self._window_opened or trio.Event()
                 self.connection.writer.kick()
                 await opened.wait()
                 continue
