@@ -119,54 +119,81 @@ async def run_client_stream(
     window closes, the backlog overflowed, or the hub shut down; ends without one when
     the client went away (`out` broken).
     """
-    delivered = 0
-    last_sequence = 0
-    match = request.filter.matches
-    template = request.template
-    until = request.until
+    relay = _Relay(request, out, on_delivered)
+    with out, subscription.receive:
+        try:
+            reason = await _relay_events(relay, replay, subscription, until_deadline)
+            await out.send(StreamEnd(reason, relay.last_sequence))
+        except trio.BrokenResourceError:
+            pass  # the client went away: nothing more to say
+    return relay.delivered
 
-    async def deliver(event: SystemEvent) -> bool:
-        """Send the event if it matches; False once past `until` (stop)."""
-        nonlocal delivered, last_sequence
-        if until and event.timestamp > until:
-            return False
-        if match(event):
+
+async def _relay_events(
+    relay: _Relay, replay: list[SystemEvent], subscription: Subscription, until_deadline: float
+) -> EndReason:
+    # The replay is sent whole even when `until` has already passed: a window wholly in
+    # the past replays what is retained inside it, then ends.
+    if not await relay.deliver_all(replay):
+        return EndReason.UNTIL_PASSED
+    with trio.move_on_at(until_deadline):
+        while True:
+            try:
+                batch = await receive_batch(subscription.receive, DRAIN_LIMIT)
+            except trio.EndOfChannel:
+                # The hub closed the backlog: it overflowed, or the service stops.
+                if subscription.overflowed:
+                    return EndReason.OVERFLOWED
+                return EndReason.SHUTTING_DOWN
+            if not await relay.deliver_all(batch):
+                return EndReason.UNTIL_PASSED
+    return EndReason.UNTIL_PASSED
+
+
+class _Relay:
+    """What a filter actor keeps for its client: the filter, the template, the window,
+    and what it has sent. (A slotted object rather than closures: a server holds
+    thousands of idle streams.)"""
+
+    __slots__ = (
+        "_match",
+        "_on_delivered",
+        "_out",
+        "_template",
+        "_until",
+        "delivered",
+        "last_sequence",
+    )
+
+    def __init__(
+        self,
+        request: StreamRequest,
+        out: trio.MemorySendChannel[Delivery | StreamEnd],
+        on_delivered: Callable[[], None],
+    ) -> None:
+        self._match = request.filter.matches
+        self._template = request.template
+        self._until = request.until
+        self._out = out
+        self._on_delivered = on_delivered
+        self.delivered = 0
+        self.last_sequence = 0
+
+    async def deliver_all(self, events: list[SystemEvent]) -> bool:
+        """Send those of `events` that match; False once past `until` (stop)."""
+        until, match, template, out = self._until, self._match, self._template, self._out
+        for event in events:
+            if until and event.timestamp > until:
+                return False
+            if not match(event):
+                continue
             formatted = template.render(event) if template is not None else ""
             delivery = Delivery(event, formatted)
             try:
                 out.send_nowait(delivery)  # room in the handler's queue: no scheduling
             except trio.WouldBlock:
                 await out.send(delivery)
-            on_delivered()
-            delivered += 1
-            last_sequence = event.sequence
+            self._on_delivered()
+            self.delivered += 1
+            self.last_sequence = event.sequence
         return True
-
-    def closed() -> EndReason:
-        """Why the hub closed the backlog."""
-        return EndReason.OVERFLOWED if subscription.overflowed else EndReason.SHUTTING_DOWN
-
-    async def stream() -> EndReason:
-        # The replay is sent whole even when `until` has already passed: a window
-        # wholly in the past replays what is retained inside it, then ends.
-        for event in replay:
-            if not await deliver(event):
-                return EndReason.UNTIL_PASSED
-        with trio.move_on_at(until_deadline):
-            while True:
-                try:
-                    batch = await receive_batch(subscription.receive, DRAIN_LIMIT)
-                except trio.EndOfChannel:
-                    return closed()
-                for event in batch:
-                    if not await deliver(event):
-                        return EndReason.UNTIL_PASSED
-        return EndReason.UNTIL_PASSED
-
-    with out, subscription.receive:
-        try:
-            reason = await stream()
-            await out.send(StreamEnd(reason, last_sequence))
-        except trio.BrokenResourceError:
-            pass  # the client went away: nothing more to say
-    return delivered
