@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 import attrs
+import trio
 
 from evactors.containerd import ContainerdClient, Plugin, Task, TaskStatus, Version
 
@@ -79,5 +80,6 @@ async def gather_system_info(client: ContainerdClient, namespace: str) -> System
         namespace=namespace,
         containers=count_containers((c.id for c in containers), tasks),
         images=len(images),
-        host=read_host_facts(),
+        # File reads (/proc, os-release): off the event loop, like all blocking I/O.
+        host=await trio.to_thread.run_sync(read_host_facts),
     )
