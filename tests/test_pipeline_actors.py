@@ -17,7 +17,13 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from evactors._generated.containerd.events import task_pb2
 from evactors.containerd import Container, Envelope, NotFound, RawPayload, Unavailable
-from evactors.events.client_stream import EndReason, StreamEnd, StreamRequest, run_client_stream
+from evactors.events.client_stream import (
+    EndReason,
+    StreamEnd,
+    StreamRequest,
+    live_selector,
+    run_client_stream,
+)
 from evactors.events.converter import (
     ContainerDirectory,
     ContainerInfo,
@@ -97,6 +103,27 @@ def test_hub_forgets_a_subscriber_that_went_away():
     assert not gone.overflowed
 
 
+def test_hub_hands_a_subscription_only_what_it_selects():
+    hub = Hub(backlog=2)
+    dies = hub.subscribe(live_selector(StreamRequest(Only(frozenset({"die"})))))
+    for n, status in enumerate(["start", "die", "start", "start", "die"], start=1):
+        hub.publish(event(n, status=status))
+    # Three unselected events took no backlog slot: two selected ones fit in two.
+    assert not dies.overflowed
+    assert [dies.receive.receive_nowait().sequence for _ in range(2)] == [2, 5]
+    hub.publish(event(6, status="die"))
+    hub.publish(event(7, status="die"))
+    hub.publish(event(8, status="die"))  # the third selected one overflows
+    assert dies.overflowed
+
+
+def test_with_until_the_selector_also_lets_through_what_is_stamped_after_it():
+    wants = live_selector(StreamRequest(Only(frozenset({"die"})), until=5000))
+    assert not wants(event(1, timestamp=4000, status="start"))
+    assert wants(event(2, timestamp=4000, status="die"))
+    assert wants(event(3, timestamp=6000, status="start"))  # it ends the stream
+
+
 # -- filter actor ------------------------------------------------------------------------
 
 
@@ -125,14 +152,14 @@ async def test_replay_then_live_without_gap_or_duplicate(autojump_clock):
     assert items[-1] == StreamEnd(EndReason.SHUTTING_DOWN, 5)
 
 
-async def test_filtered_out_events_are_not_sent(autojump_clock):
+@pytest.mark.parametrize("selected_by_hub", [False, True])
+async def test_filtered_out_events_are_not_sent(autojump_clock, selected_by_hub):
     hub = Hub(backlog=10)
-    subscription = hub.subscribe()
+    request = StreamRequest(Only(frozenset({"die"})))
+    subscription = hub.subscribe(live_selector(request) if selected_by_hub else None)
     send, receive = trio.open_memory_channel(0)
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(
-            run_client_stream, StreamRequest(Only(frozenset({"die"}))), subscription, [], send
-        )
+        nursery.start_soon(run_client_stream, request, subscription, [], send)
         for n, status in enumerate(["start", "die", "create", "die"], start=1):
             hub.publish(event(n, status=status))
         hub.close()
@@ -158,6 +185,21 @@ async def test_until_ends_a_quiet_stream_at_the_deadline(autojump_clock):
         items = await collect(receive)
         assert trio.current_time() - start == pytest.approx(7)
     assert items == [StreamEnd(EndReason.UNTIL_PASSED, 0)]
+
+
+async def test_an_unselected_event_past_until_ends_the_stream(autojump_clock):
+    hub = Hub(backlog=10)
+    request = StreamRequest(Only(frozenset({"die"})), until=5000)
+    subscription = hub.subscribe(live_selector(request))
+    send, receive = trio.open_memory_channel(0)
+    with trio.fail_after(5):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(run_client_stream, request, subscription, [], send)
+            hub.publish(event(1, timestamp=4000, status="die"))
+            hub.publish(event(2, timestamp=6000, status="start"))
+            items = await collect(receive)
+    assert [i.event.sequence for i in items[:-1]] == [1]
+    assert items[-1] == StreamEnd(EndReason.UNTIL_PASSED, 1)
 
 
 async def test_a_window_in_the_past_replays_what_is_inside_it_then_ends(autojump_clock):

@@ -47,6 +47,16 @@ class StreamRequest:
     after_sequence: int | None = None
 
 
+def live_selector(request: StreamRequest) -> Callable[[SystemEvent], bool]:
+    """Which live events the hub hands this client's actor: those its filter matches,
+    and, with `until`, any stamped after it (the one that ends the stream)."""
+    matches = request.filter.matches
+    until = request.until
+    if not until:
+        return matches
+    return lambda event: event.timestamp > until or matches(event)
+
+
 @attrs.frozen
 class Delivery:
     """One event for the client, with its rendering when it asked for a format."""
@@ -107,7 +117,8 @@ async def run_client_stream(
     Args:
       request: The client's filter, template and time window.
       subscription: Its place at the hub (live events after the replay, no gap and no
-        duplicate: both were taken in one synchronous step).
+        duplicate: both were taken in one synchronous step). Its selector, if any, must
+        be `live_selector(request)`: the events it lets through are not matched again.
       replay: Retained events to send first.
       out: To the RPC handler; this actor owns the send end and closes it. Its buffer
         is small (CLIENT_QUEUE): the backlog is the subscription's, so a slow client is
@@ -145,7 +156,9 @@ async def _relay_events(
                 if subscription.overflowed:
                     return EndReason.OVERFLOWED
                 return EndReason.SHUTTING_DOWN
-            if not await relay.deliver_all(batch):
+            # A subscription with a selector (`live_selector(request)`, as the pipeline
+            # makes them) gets only what it picked: no second match here.
+            if not await relay.deliver_all(batch, selected=subscription.wants is not None):
                 return EndReason.UNTIL_PASSED
     return EndReason.UNTIL_PASSED
 
@@ -179,13 +192,14 @@ class _Relay:
         self.delivered = 0
         self.last_sequence = 0
 
-    async def deliver_all(self, events: list[SystemEvent]) -> bool:
-        """Send those of `events` that match; False once past `until` (stop)."""
+    async def deliver_all(self, events: list[SystemEvent], *, selected: bool = False) -> bool:
+        """Send those of `events` that match (all of them, when the hub `selected` them
+        already); False once past `until` (stop)."""
         until, match, template, out = self._until, self._match, self._template, self._out
         for event in events:
             if until and event.timestamp > until:
                 return False
-            if not match(event):
+            if not selected and not match(event):
                 continue
             formatted = template.render(event) if template is not None else ""
             delivery = Delivery(event, formatted)

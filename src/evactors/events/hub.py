@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import attrs
 import trio
 
 from .model import SystemEvent
+
+# Which events a subscription is handed; None: every one.
+Selector = Callable[[SystemEvent], bool] | None
 
 
 @attrs.define(eq=False)
@@ -14,12 +19,15 @@ class Subscription:
 
     Attributes:
       receive: The client's bounded backlog of events.
+      wants: The events it is handed (None: all). The hub applies it while it
+        publishes, so an event no client wants wakes no actor and takes no backlog slot.
       overflowed: Set when the backlog was full: the hub closed `send`, so the client's
         actor sees the end of its backlog and ends its stream with RESOURCE_EXHAUSTED.
     """
 
     send: trio.MemorySendChannel[SystemEvent]
     receive: trio.MemoryReceiveChannel[SystemEvent]
+    wants: Selector = None
     overflowed: bool = False
 
 
@@ -28,8 +36,9 @@ class Hub:
 
     Slow-consumer policy: a client's backlog is bounded (`backlog`); when it is full the
     client is cut off (its backlog channel closed and marked overflowed) rather than
-    slowing the pipeline or any other client down. A client that has gone away (its
-    actor closed the receive end) is dropped on the next event.
+    slowing the pipeline or any other client down; only the events a client selected
+    count against its backlog. A client that has gone away (its actor closed the
+    receive end) is dropped on the next event it would have been handed.
     """
 
     def __init__(self, backlog: int) -> None:
@@ -42,10 +51,11 @@ class Hub:
     def __len__(self) -> int:
         return len(self._subscriptions)
 
-    def subscribe(self) -> Subscription:
-        """A new subscription; it sees every event published from now on."""
+    def subscribe(self, wants: Selector = None) -> Subscription:
+        """A new subscription; it sees every event published from now on that `wants`
+        selects (all, when None)."""
         send, receive = trio.open_memory_channel[SystemEvent](self.backlog)
-        subscription = Subscription(send, receive)
+        subscription = Subscription(send, receive, wants)
         self._subscriptions.add(subscription)
         return subscription
 
@@ -56,6 +66,9 @@ class Hub:
 
     def publish(self, event: SystemEvent) -> None:
         for subscription in list(self._subscriptions):
+            wants = subscription.wants
+            if wants is not None and not wants(event):
+                continue
             try:
                 subscription.send.send_nowait(event)
             except trio.WouldBlock:

@@ -27,6 +27,7 @@ from .client_stream import (
     Delivery,
     StreamEnd,
     StreamRequest,
+    live_selector,
     run_client_stream,
 )
 from .converter import ContainerDirectory, EventsMissed, Normalizer, run_converter
@@ -144,7 +145,7 @@ class EventPipeline:
         """
         if self._nursery is None:
             raise RuntimeError("the event pipeline is not running")
-        subscription = self.hub.subscribe()
+        subscription = self.hub.subscribe(live_selector(request))
         if request.after_sequence is not None:
             replay = self.history.after_sequence(request.after_sequence)
             if request.since:

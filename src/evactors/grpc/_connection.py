@@ -313,6 +313,12 @@ class GrpcStream:
         writer = self.connection.writer
         if protocol.pending_output > WRITE_QUEUE_LIMIT:
             await writer.flush()
+        elif len(self.connection.streams) > 1:
+            # Other calls on this connection may be about to send too (a fan-out wakes
+            # them in the same scheduling round): the writer, woken after them, writes
+            # what they all queued in one system call.
+            writer.kick()
+            await trio.lowlevel.checkpoint_if_cancelled()
         else:
             writer.write_now()
             await trio.lowlevel.checkpoint_if_cancelled()
