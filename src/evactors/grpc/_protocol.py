@@ -21,7 +21,8 @@ why purerpc and h2 are pinned exactly.
 
 from __future__ import annotations
 
-from typing import Any
+import struct
+from typing import Any, Final
 
 import attrs
 import h2.config
@@ -29,6 +30,8 @@ import h2.connection
 import h2.errors
 import h2.events
 import h2.exceptions
+import h2.stream
+import hpack
 from h2.utilities import HeaderValidationFlags, validate_headers
 from purerpc.grpclib.buffers import MessageReadBuffer
 from purerpc.grpclib.config import GRPCConfiguration
@@ -74,6 +77,16 @@ _MALFORMED_HEADERS = (ProtocolError, h2.exceptions.ProtocolError, KeyError, Valu
 _REQUEST_HEADERS = HeaderValidationFlags(
     is_client=False, is_trailer=False, is_response_header=False, is_push_promise=False
 )
+# A DATA frame's header (RFC 9113 section 4.1): length (24 bits, as 16 + 8), type 0,
+# flags, stream id.
+_DATA_FRAME_HEADER: Final = struct.Struct(">HBBBL")
+# Where sending DATA changes no state of h2's (its state machines map these to themselves).
+_SENDING_STATES: Final = frozenset(
+    {h2.stream.StreamState.OPEN, h2.stream.StreamState.HALF_CLOSED_REMOTE}
+)
+_OPEN_CONNECTION: Final = frozenset(
+    {h2.connection.ConnectionState.CLIENT_OPEN, h2.connection.ConnectionState.SERVER_OPEN}
+)
 # The only message encoding evactors speaks. Compression is refused rather than
 # supported: requests are tiny, and inflating untrusted input is a decompression
 # bomb waiting to happen (purerpc checks the size before inflating).
@@ -103,6 +116,50 @@ class StreamFailed:
     stream_id: int
     code: StatusCode
     message: str
+
+
+# Header blocks `_ReusableBlockEncoder` keeps: a client's few methods and namespaces, a
+# server's response headers and its common trailers.
+HEADER_BLOCK_CACHE: Final = 256
+
+
+class _ReusableBlockEncoder(hpack.Encoder):  # type: ignore[misc]
+    """HPACK encoding that never uses the dynamic table, so that a header block depends
+    on its headers alone and is encoded once.
+
+    hpack's encoder searches its tables and Huffman-codes every header of every call:
+    most of the CPU a unary call costs here (one `Containers.Get` per new container).
+    Headers sent as literals "never indexed" (referring to the static table where it
+    helps) are valid HPACK that any decoder reads; the price is a few bytes more per
+    block on the wire.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._blocks: dict[tuple[Any, ...], bytes] = {}
+
+    def encode(self, headers: Any, huffman: bool = True) -> bytes:
+        # A change of the table size must still be signalled, at the start of the next
+        # block (RFC 7541 section 4.2); the table itself stays empty.
+        prefix = b""
+        if self.header_table.resized:
+            prefix = bytes(self._encode_table_size_change())
+            self.header_table.resized = False
+        key = tuple(headers)
+        block = self._blocks.get(key)
+        if block is None:
+            block = b"".join(
+                self.add((_bytes(name), _bytes(value)), sensitive=True, huffman=huffman)
+                for name, value, *_ in key
+            )
+            if len(self._blocks) >= HEADER_BLOCK_CACHE:
+                del self._blocks[next(iter(self._blocks))]
+            self._blocks[key] = block
+        return prefix + block
+
+
+def _bytes(text: str | bytes) -> bytes:
+    return text if isinstance(text, bytes) else text.encode()
 
 
 class _H2Connection(h2.connection.H2Connection):  # type: ignore[misc]
@@ -161,13 +218,50 @@ class GrpcProtocol(GRPCConnection):  # type: ignore[misc]
                 client_side=client_side,
                 header_encoding="utf-8" if client_side else None,
                 validate_inbound_headers=client_side,
+                # Every header block we send is built by this package (purerpc's
+                # request and response headers, checked metadata): h2's per-header
+                # checks and rewriting would only repeat, for every call, what holds.
+                validate_outbound_headers=False,
+                normalize_outbound_headers=False,
             )
         )
+        self.h2_connection.encoder = _ReusableBlockEncoder()
         self.h2_connection.clear_outbound_data_buffer()
         self._set_h2_connection_local_settings()
         self._responses_started: set[int] = set()
 
     # -- requests (server side) ------------------------------------------------------
+
+    def send_data(self, stream_id: int, data: bytes, end_stream: bool = False) -> None:
+        """Queue one DATA frame, which must fit the stream's window and the frame size.
+
+        A frame in the middle of a call (no END_STREAM) on an open stream of an open
+        connection changes no state in h2 but the two flow-control windows: that case,
+        nearly every frame of a server stream, is framed here, without h2's frame
+        objects. Everything else goes through h2, which checks and raises.
+        """
+        h2_connection = self.h2_connection
+        stream = h2_connection.streams.get(stream_id)
+        size = len(data)
+        if end_stream or stream is None or not self._frames_data_itself(stream, size):
+            super().send_data(stream_id, data, end_stream=end_stream)
+            return
+        h2_connection._data_to_send += _DATA_FRAME_HEADER.pack(
+            size >> 8, size & 0xFF, 0, 0, stream_id
+        )
+        h2_connection._data_to_send += data
+        stream.outbound_flow_control_window -= size
+        h2_connection.outbound_flow_control_window -= size
+
+    def _frames_data_itself(self, stream: Any, size: int) -> bool:
+        h2_connection = self.h2_connection
+        return (
+            stream.state_machine.state in _SENDING_STATES
+            and h2_connection.state_machine.state in _OPEN_CONNECTION
+            and size <= h2_connection.max_outbound_frame_size
+            and size <= h2_connection.outbound_flow_control_window
+            and size <= stream.outbound_flow_control_window
+        )
 
     @property
     def pending_output(self) -> int:

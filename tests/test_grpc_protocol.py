@@ -1,0 +1,126 @@
+"""`GrpcProtocol`, sans I/O: a client and a server state machine exchanging bytes.
+
+The protocol frames DATA and encodes header blocks itself on its hot paths (instead
+of through h2's frame objects and hpack's indexing encoder); these tests hold it to
+what h2 and any HPACK decoder expect.
+"""
+
+from __future__ import annotations
+
+import struct
+
+import h2.exceptions
+import hpack
+import pytest
+from hyperframe.frame import DataFrame
+
+from evactors.grpc._protocol import (
+    GrpcProtocol,
+    MessageReceived,
+    RequestReceived,
+    ResponseReceived,
+)
+
+LIMIT = 1 << 20
+
+
+def exchange(client: GrpcProtocol, server: GrpcProtocol) -> tuple[list, list]:
+    """Pass bytes both ways until neither side has any; the events each side saw."""
+    client_events, server_events = [], []
+    while True:
+        to_server, to_client = client.data_to_send(), server.data_to_send()
+        if not to_server and not to_client:
+            return client_events, server_events
+        server_events += server.receive_data(to_server)
+        client_events += client.receive_data(to_client)
+
+
+def open_call() -> tuple[GrpcProtocol, GrpcProtocol, int]:
+    """A client and a server with one call whose response has started."""
+    client = GrpcProtocol(client_side=True, max_message_length=LIMIT, max_concurrent_streams=10)
+    server = GrpcProtocol(client_side=False, max_message_length=LIMIT, max_concurrent_streams=10)
+    client.initiate_connection()
+    server.initiate_connection()
+    stream_id = client.get_next_available_stream_id()
+    client.start_request(stream_id, "http", "pkg.Service", "Method", authority="localhost")
+    client.send_data(stream_id, grpc_message(b"request"), end_stream=True)
+    _, server_events = exchange(client, server)
+    assert any(isinstance(event, RequestReceived) for event in server_events)
+    server.start_response(stream_id)
+    client_events, _ = exchange(client, server)
+    assert any(isinstance(event, ResponseReceived) for event in client_events)
+    return client, server, stream_id
+
+
+def grpc_message(payload: bytes) -> bytes:
+    return struct.pack(">?I", False, len(payload)) + payload
+
+
+def test_a_data_frame_framed_by_the_protocol_is_the_frame_h2_would_send():
+    _, server, stream_id = open_call()
+    stream = server.h2_connection.streams[stream_id]
+    windows = (
+        server.h2_connection.outbound_flow_control_window,
+        stream.outbound_flow_control_window,
+    )
+    data = grpc_message(b"event one") + grpc_message(b"event two")
+
+    server.send_data(stream_id, data)
+
+    assert server.data_to_send() == DataFrame(stream_id, data=data).serialize()
+    assert server.h2_connection.outbound_flow_control_window == windows[0] - len(data)
+    assert stream.outbound_flow_control_window == windows[1] - len(data)
+
+
+def test_the_client_reads_the_messages_of_frames_framed_by_the_protocol():
+    client, server, stream_id = open_call()
+    for payload in (b"one", b"two", b"x" * 5000):
+        server.send_data(stream_id, grpc_message(payload))
+    client_events, _ = exchange(client, server)
+    messages = [event.data for event in client_events if isinstance(event, MessageReceived)]
+    assert messages == [b"one", b"two", b"x" * 5000]
+
+
+def test_the_last_frame_of_a_call_and_frames_past_the_window_go_through_h2():
+    _, server, stream_id = open_call()
+    window = server.flow_control_window(stream_id)
+    with pytest.raises(h2.exceptions.FlowControlError):
+        server.send_data(stream_id, b"x" * (window + 1))
+    assert server.data_to_send() == b""
+    server.send_data(stream_id, grpc_message(b"last"), end_stream=True)
+    assert server.h2_connection.streams[stream_id].state_machine.state.name == "CLOSED"
+    with pytest.raises(h2.exceptions.StreamClosedError):
+        server.send_data(stream_id, grpc_message(b"after the end"))
+
+
+def test_header_blocks_use_no_dynamic_table_and_are_encoded_once(monkeypatch):
+    client = GrpcProtocol(client_side=True, max_message_length=LIMIT, max_concurrent_streams=10)
+    encoder = client.h2_connection.encoder
+    headers = [(":method", "POST"), (":path", "/pkg.Service/Method"), ("x-namespace", "ns")]
+    decoder = hpack.Decoder()
+
+    first = encoder.encode(headers)
+    monkeypatch.setattr(encoder, "add", None)  # encoding again would fail
+    second = encoder.encode(headers)
+
+    assert first == second
+    for block in (first, second):
+        assert decoder.decode(block) == headers
+    assert len(decoder.header_table.dynamic_entries) == 0
+    assert len(encoder.header_table.dynamic_entries) == 0
+
+
+def test_a_table_size_change_is_still_signalled_before_a_cached_block():
+    encoder = GrpcProtocol(
+        client_side=True, max_message_length=LIMIT, max_concurrent_streams=10
+    ).h2_connection.encoder
+    headers = [("content-type", "application/grpc")]
+    block = encoder.encode(headers)
+    encoder.header_table_size = 1024
+    decoder = hpack.Decoder()
+    resized = encoder.encode(headers)
+    assert resized.endswith(block)
+    assert resized != block
+    assert decoder.decode(resized) == headers
+    assert decoder.header_table.maxsize == 1024
+    assert encoder.encode(headers) == block
