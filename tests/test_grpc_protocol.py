@@ -13,11 +13,14 @@ import h2.exceptions
 import hpack
 import pytest
 from hyperframe.frame import DataFrame
+from purerpc.grpclib.connection import GRPCConnection
 
+from evactors.grpc import StatusCode
 from evactors.grpc._protocol import (
     GrpcProtocol,
     MessageReceived,
     RequestReceived,
+    ResponseEnded,
     ResponseReceived,
 )
 
@@ -124,3 +127,61 @@ def test_a_table_size_change_is_still_signalled_before_a_cached_block():
     assert decoder.decode(resized) == headers
     assert decoder.header_table.maxsize == 1024
     assert encoder.encode(headers) == block
+
+
+def twin_clients() -> tuple[GrpcProtocol, GrpcProtocol, GrpcProtocol, int]:
+    """Two clients in the same state, each with one call open to its own server, the
+    servers also alike: what one client is fed, the other can be fed too."""
+    pairs = [open_call() for _ in range(2)]
+    (client, server, stream_id), (twin, _twin_server, twin_id) = pairs
+    assert stream_id == twin_id
+    return client, twin, server, stream_id
+
+
+def windows(protocol: GrpcProtocol, stream_id: int) -> tuple[int, int]:
+    connection = protocol.h2_connection
+    return (
+        connection._inbound_flow_control_window_manager.current_window_size,
+        connection.streams[stream_id]._inbound_window_manager.current_window_size,
+    )
+
+
+def test_data_read_by_the_protocol_counts_against_the_windows_as_in_h2():
+    client, twin, server, stream_id = twin_clients()
+    for payload in (b"one", b"x" * 1000):
+        server.send_data(stream_id, grpc_message(payload))
+    data = server.data_to_send()
+
+    fast = client.receive_data(data)
+    slow = GRPCConnection.receive_data(twin, data)  # h2 all the way
+
+    assert [(e.stream_id, e.data) for e in fast] == [(e.stream_id, e.data) for e in slow]
+    assert windows(client, stream_id) == windows(twin, stream_id)
+    assert windows(client, stream_id)[1] < windows(open_call()[0], stream_id)[1]
+
+
+def test_frames_split_across_reads_and_mixed_with_others_keep_their_order():
+    client, server, stream_id = open_call()
+    server.send_data(stream_id, grpc_message(b"first"))
+    server.send_data(stream_id, grpc_message(b"second"))
+    server.end_call(stream_id, StatusCode.OK)
+    data = server.data_to_send()
+
+    events = []
+    for cut in (3, 20, 31, len(data)):  # mid-header, mid-payload, ...
+        events += client.receive_data(data[:cut])
+        data = data[cut:]
+    events += client.receive_data(data)
+
+    messages = [e.data for e in events if isinstance(e, MessageReceived)]
+    assert messages == [b"first", b"second"]
+    assert isinstance(events[-1], ResponseEnded)
+    assert client.h2_connection.incoming_buffer.data == b""
+
+
+def test_data_past_the_window_is_left_to_h2_which_refuses_it():
+    client, _server, stream_id = open_call()
+    window = windows(client, stream_id)[1]
+    frame = DataFrame(stream_id, data=b"x" * (window + 1)).serialize()
+    with pytest.raises(h2.exceptions.FlowControlError):
+        client.receive_data(frame)

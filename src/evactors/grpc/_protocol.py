@@ -77,12 +77,19 @@ _MALFORMED_HEADERS = (ProtocolError, h2.exceptions.ProtocolError, KeyError, Valu
 _REQUEST_HEADERS = HeaderValidationFlags(
     is_client=False, is_trailer=False, is_response_header=False, is_push_promise=False
 )
-# A DATA frame's header (RFC 9113 section 4.1): length (24 bits, as 16 + 8), type 0,
-# flags, stream id.
-_DATA_FRAME_HEADER: Final = struct.Struct(">HBBBL")
-# Where sending DATA changes no state of h2's (its state machines map these to themselves).
+# A frame's header (RFC 9113 section 4.1): length (24 bits, as 16 + 8), type, flags,
+# stream id (31 bits).
+_FRAME_HEADER: Final = struct.Struct(">HBBBL")
+_FRAME_HEADER_SIZE: Final = 9
+_DATA: Final = 0x0
+_STREAM_ID_MASK: Final = 0x7FFF_FFFF
+# Where sending or receiving DATA changes no state of h2's (its state machines map these
+# to themselves).
 _SENDING_STATES: Final = frozenset(
     {h2.stream.StreamState.OPEN, h2.stream.StreamState.HALF_CLOSED_REMOTE}
+)
+_RECEIVING_STATES: Final = frozenset(
+    {h2.stream.StreamState.OPEN, h2.stream.StreamState.HALF_CLOSED_LOCAL}
 )
 _OPEN_CONNECTION: Final = frozenset(
     {h2.connection.ConnectionState.CLIENT_OPEN, h2.connection.ConnectionState.SERVER_OPEN}
@@ -246,8 +253,8 @@ class GrpcProtocol(GRPCConnection):  # type: ignore[misc]
         if end_stream or stream is None or not self._frames_data_itself(stream, size):
             super().send_data(stream_id, data, end_stream=end_stream)
             return
-        h2_connection._data_to_send += _DATA_FRAME_HEADER.pack(
-            size >> 8, size & 0xFF, 0, 0, stream_id
+        h2_connection._data_to_send += _FRAME_HEADER.pack(
+            size >> 8, size & 0xFF, _DATA, 0, stream_id
         )
         h2_connection._data_to_send += data
         stream.outbound_flow_control_window -= size
@@ -262,6 +269,61 @@ class GrpcProtocol(GRPCConnection):  # type: ignore[misc]
             and size <= h2_connection.outbound_flow_control_window
             and size <= stream.outbound_flow_control_window
         )
+
+    def receive_data(self, data: bytes | bytearray) -> list[Any]:
+        """The events of the frames in `data` (bytes from the peer, in order).
+
+        A DATA frame in the middle of a call (no END_STREAM, no padding) on an open
+        stream changes no state in h2 but the two inbound windows: such frames, nearly
+        all a stream of events is made of, are read here, without h2's frame objects.
+        Every other frame, and any frame while h2 holds part of one, goes through h2.
+        """
+        incoming = self.h2_connection.incoming_buffer
+        if incoming.data or incoming._preamble:
+            return super().receive_data(data)  # type: ignore[no-any-return]
+        events: list[Any] = []
+        offset, end = 0, len(data)
+        while end - offset >= _FRAME_HEADER_SIZE:
+            high, low, kind, flags, stream_id = _FRAME_HEADER.unpack_from(data, offset)
+            length = high << 8 | low
+            start = offset + _FRAME_HEADER_SIZE
+            if start + length > end:
+                break
+            stream_id &= _STREAM_ID_MASK
+            if (
+                kind == _DATA
+                and not flags
+                and not incoming._headers_buffer
+                and self._consume_inbound_windows(stream_id, length)
+            ):
+                events += self._message_data(stream_id, bytes(data[start : start + length]), length)
+            else:
+                events += super().receive_data(data[offset : start + length])
+            offset = start + length
+        if offset < end:
+            events += super().receive_data(data[offset:])
+        return events
+
+    def _consume_inbound_windows(self, stream_id: int, size: int) -> bool:
+        """Account for a DATA frame of `size` bytes on `stream_id` as h2 would, if it
+        changes nothing else in h2; False (nothing done) otherwise."""
+        h2_connection = self.h2_connection
+        stream = h2_connection.streams.get(stream_id)
+        if (
+            stream is None
+            or stream.state_machine.state not in _RECEIVING_STATES
+            or stream._expected_content_length is not None
+            or h2_connection.state_machine.state not in _OPEN_CONNECTION
+            or size > h2_connection.max_inbound_frame_size
+        ):
+            return False
+        connection_window = h2_connection._inbound_flow_control_window_manager
+        stream_window = stream._inbound_window_manager
+        if size > connection_window.current_window_size or size > stream_window.current_window_size:
+            return False  # h2 reports the flow-control error
+        connection_window.window_consumed(size)
+        stream_window.window_consumed(size)
+        return True
 
     @property
     def pending_output(self) -> int:
@@ -327,14 +389,16 @@ class GrpcProtocol(GRPCConnection):  # type: ignore[misc]
         )
 
     def _data_received(self, event: h2.events.DataReceived) -> list[Any]:
-        stream_id = event.stream_id
+        return self._message_data(event.stream_id, event.data, event.flow_controlled_length)
+
+    def _message_data(self, stream_id: int, data: bytes, flow_controlled_length: int) -> list[Any]:
         buffer = self.message_read_buffers.get(stream_id)
         if buffer is None:
             # Data for a stream we already gave up on: hand the window back and drop it.
-            self.h2_connection.acknowledge_received_data(event.flow_controlled_length, stream_id)
+            self.h2_connection.acknowledge_received_data(flow_controlled_length, stream_id)
             return []
         try:
-            buffer.data_received(event.data, event.flow_controlled_length)
+            buffer.data_received(data, flow_controlled_length)
         except MessageTooLargeError as error:
             return [self._fail(stream_id, StatusCode.RESOURCE_EXHAUSTED, str(error))]
         except UnsupportedMessageEncodingError:
