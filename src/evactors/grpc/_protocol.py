@@ -283,25 +283,27 @@ class GrpcProtocol(GRPCConnection):  # type: ignore[misc]
             return super().receive_data(data)  # type: ignore[no-any-return]
         events: list[Any] = []
         offset, end = 0, len(data)
+        to_h2 = 0  # where the frames not read here yet begin: h2 takes them together
         while end - offset >= _FRAME_HEADER_SIZE:
             high, low, kind, flags, stream_id = _FRAME_HEADER.unpack_from(data, offset)
-            length = high << 8 | low
             start = offset + _FRAME_HEADER_SIZE
-            if start + length > end:
+            frame_end = start + (high << 8 | low)
+            if frame_end > end:
                 break
-            stream_id &= _STREAM_ID_MASK
-            if (
-                kind == _DATA
-                and not flags
-                and not incoming._headers_buffer
-                and self._consume_inbound_windows(stream_id, length)
-            ):
-                events += self._message_data(stream_id, bytes(data[start : start + length]), length)
-            else:
-                events += super().receive_data(data[offset : start + length])
-            offset = start + length
-        if offset < end:
-            events += super().receive_data(data[offset:])
+            if kind == _DATA and not flags:
+                if to_h2 < offset:  # h2 first: those frames may change what this one means
+                    events += super().receive_data(data[to_h2:offset])
+                    to_h2 = offset
+                stream_id &= _STREAM_ID_MASK
+                if not incoming._headers_buffer and self._consume_inbound_windows(
+                    stream_id, frame_end - start
+                ):
+                    payload = bytes(data[start:frame_end])
+                    events += self._message_data(stream_id, payload, frame_end - start)
+                    to_h2 = frame_end
+            offset = frame_end
+        if to_h2 < end:
+            events += super().receive_data(data[to_h2:])
         return events
 
     def _consume_inbound_windows(self, stream_id: int, size: int) -> bool:
