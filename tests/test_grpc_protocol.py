@@ -22,6 +22,7 @@ from evactors.grpc._protocol import (
     RequestReceived,
     ResponseEnded,
     ResponseReceived,
+    StreamFailed,
 )
 
 LIMIT = 1 << 20
@@ -185,3 +186,43 @@ def test_data_past_the_window_is_left_to_h2_which_refuses_it():
     frame = DataFrame(stream_id, data=b"x" * (window + 1)).serialize()
     with pytest.raises(h2.exceptions.FlowControlError):
         client.receive_data(frame)
+
+
+def test_messages_split_across_frames_are_put_together():
+    client, server, stream_id = open_call()
+    message = grpc_message(b"y" * 3000)
+    for part in (message[:2], message[2:1000], message[1000:] + grpc_message(b"next")):
+        server.send_data(stream_id, part)
+    client_events, _ = exchange(client, server)
+    messages = [e.data for e in client_events if isinstance(e, MessageReceived)]
+    assert messages == [b"y" * 3000, b"next"]
+
+
+@pytest.mark.parametrize(
+    ("frame", "code"),
+    [
+        (struct.pack(">?I", True, 3) + b"abc", StatusCode.INTERNAL),  # compressed
+        (struct.pack(">?I", False, LIMIT + 1), StatusCode.RESOURCE_EXHAUSTED),  # too large
+    ],
+)
+def test_a_message_that_cannot_be_read_fails_its_stream_alone(frame, code):
+    client, server, stream_id = open_call()
+    server.send_data(stream_id, grpc_message(b"fine"))
+    server.send_data(stream_id, frame)
+    client_events, _ = exchange(client, server)
+    assert [e.data for e in client_events if isinstance(e, MessageReceived)] == [b"fine"]
+    failed = [e for e in client_events if isinstance(e, StreamFailed)]
+    assert [(e.stream_id, e.code) for e in failed] == [(stream_id, code)]
+
+
+def test_only_whole_plain_messages_within_the_limit_skip_the_buffer():
+    protocol = GrpcProtocol(client_side=True, max_message_length=10, max_concurrent_streams=1)
+    two = protocol._whole_messages(1, grpc_message(b"a") + grpc_message(b"b" * 10))
+    assert [(e.data, e.flow_controlled_length) for e in two] == [(b"a", 6), (b"b" * 10, 15)]
+    for data in (
+        grpc_message(b"x" * 11),  # over the limit
+        struct.pack(">?I", True, 1) + b"z",  # compressed
+        grpc_message(b"whole") + grpc_message(b"cut")[:-1],  # a message cut short
+        grpc_message(b"whole") + b"\x00\x00",  # a prefix cut short
+    ):
+        assert protocol._whole_messages(1, data) is None

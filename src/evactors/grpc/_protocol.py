@@ -83,6 +83,8 @@ _FRAME_HEADER: Final = struct.Struct(">HBBBL")
 _FRAME_HEADER_SIZE: Final = 9
 _DATA: Final = 0x0
 _STREAM_ID_MASK: Final = 0x7FFF_FFFF
+# A gRPC message's prefix: compressed flag, length.
+_MESSAGE_PREFIX: Final = struct.Struct(">?I")
 # Where sending or receiving DATA changes no state of h2's (its state machines map these
 # to themselves).
 _SENDING_STATES: Final = frozenset(
@@ -399,6 +401,10 @@ class GrpcProtocol(GRPCConnection):  # type: ignore[misc]
             # Data for a stream we already gave up on: hand the window back and drop it.
             self.h2_connection.acknowledge_received_data(flow_controlled_length, stream_id)
             return []
+        if len(data) == flow_controlled_length and not (buffer._buffer or buffer._messages):
+            whole = self._whole_messages(stream_id, data)
+            if whole is not None:
+                return whole
         try:
             buffer.data_received(data, flow_controlled_length)
         except MessageTooLargeError as error:
@@ -411,6 +417,27 @@ class GrpcProtocol(GRPCConnection):  # type: ignore[misc]
             MessageReceived(stream_id, message, length)
             for message, length in buffer.read_all_complete_messages_flowcontrol()
         ]
+
+    def _whole_messages(self, stream_id: int, data: bytes) -> list[Any] | None:
+        """The messages of `data` when it holds whole, uncompressed messages within the
+        size limit and nothing else (what a sender that frames each batch of messages
+        at once, as containerd and evactors do, sends): read without purerpc's buffer.
+        None otherwise: the buffer then takes it all, and finds what is wrong."""
+        events = []
+        offset, end = 0, len(data)
+        limit = self.config.max_message_length
+        while offset < end:
+            if end - offset < _MESSAGE_PREFIX.size:
+                return None
+            compressed, length = _MESSAGE_PREFIX.unpack_from(data, offset)
+            start = offset + _MESSAGE_PREFIX.size
+            if compressed or length > limit or start + length > end:
+                return None
+            events.append(
+                MessageReceived(stream_id, data[start : start + length], start + length - offset)
+            )
+            offset = start + length
+        return events
 
     def _fail(self, stream_id: int, code: StatusCode, message: str) -> StreamFailed:
         self.message_read_buffers.pop(stream_id, None)
