@@ -26,7 +26,7 @@ import enum
 import functools
 import json
 import re
-from typing import Any
+from typing import Any, Final
 
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
@@ -61,8 +61,12 @@ def payload_json(payload: Payload) -> str:
     return _encode(_message_value(payload))
 
 
+# One encoder for every payload (`json.dumps` with options builds one per call).
+_JSON_ENCODER: Final = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
 def _encode(value: Any) -> str:
-    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    text = _JSON_ENCODER.encode(value)
     return _ESCAPE_PATTERN.sub(lambda match: _GO_ESCAPES.get(match[0], match[0]), text)
 
 
@@ -165,9 +169,17 @@ def _fraction(nanos: int) -> str:
 
 def rfc3339_nano(unix_ns: int) -> str:
     """Go's `time.RFC3339Nano` in UTC: `2026-12-04T15:53:10.4324899Z`."""
-    moment, nanos = _split(unix_ns)
+    seconds, nanos = divmod(unix_ns, _NS_PER_S)
+    return f"{_rfc3339_seconds(seconds)}{_fraction(nanos)}Z"
+
+
+@functools.lru_cache(maxsize=64)
+def _rfc3339_seconds(seconds: int) -> str:
+    """`2026-12-04T15:53:10` for a Unix time in seconds: the events of one second (and a
+    burst's are mostly of a few) share it."""
+    moment = _EPOCH + datetime.timedelta(seconds=seconds)
     # Not %Y: Python pads it to four digits only on some platforms; Go always does.
-    return f"{moment.year:04d}-{moment:%m-%dT%H:%M:%S}{_fraction(nanos)}Z"
+    return f"{moment.year:04d}-{moment:%m-%dT%H:%M:%S}"
 
 
 def go_time_string(unix_ns: int) -> str:
