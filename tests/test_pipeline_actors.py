@@ -8,6 +8,7 @@ times; `wait_all_tasks_blocked` to let actors settle; every test is bounded by
 from __future__ import annotations
 
 import contextlib
+import logging
 
 import attrs
 import pytest
@@ -321,7 +322,10 @@ class FakeContainerd:
         yield events()
 
 
-async def test_subscriber_retries_with_capped_backoff_then_reports_missed_events(autojump_clock):
+async def test_subscriber_retries_with_capped_backoff_then_reports_missed_events(
+    autojump_clock, caplog
+):
+    caplog.set_level(logging.DEBUG, logger="evactors.events.subscriber")
     envelope = Envelope(1, "default", "/tasks/start", RawPayload("x", b""))
     fake = FakeContainerd(failures=8, envelopes=[envelope])
     link = ContainerdLink()
@@ -344,6 +348,10 @@ async def test_subscriber_retries_with_capped_backoff_then_reports_missed_events
         timestamp=123, down_since=123, reason="cannot connect to fake (UNAVAILABLE)"
     )
     assert got is envelope
+    # One warning for the outage, not one per retry.
+    levels = [r.levelno for r in caplog.records if "containerd" in r.getMessage()]
+    assert levels.count(logging.WARNING) == 1
+    assert levels.count(logging.DEBUG) == 7
 
 
 # -- converter -------------------------------------------------------------------------------

@@ -84,8 +84,15 @@ async def run_subscriber(
             finally:
                 link.client = None
             if down_since is None:
+                # One warning an outage: retries while containerd stays away are routine.
                 down_since = wall_clock()
-            LOGGER.warning("containerd subscription down (%s); retrying in %.1fs", reason, delay)
+                LOGGER.warning(
+                    "containerd subscription down (%s); retrying, every %.0f s at most",
+                    reason,
+                    RECONNECT_BACKOFF_MAX,
+                )
+            else:
+                LOGGER.debug("containerd still away (%s); retrying in %.1f s", reason, delay)
             await trio.sleep(delay)
             delay = min(delay * 2, RECONNECT_BACKOFF_MAX)
 
