@@ -64,7 +64,7 @@ import socket
 import stat
 import struct
 from collections.abc import AsyncGenerator, Callable, Collection, Iterable, Mapping
-from typing import Final
+from typing import Final, Protocol
 
 import attrs
 import trio
@@ -154,12 +154,13 @@ class LabelError(ValueError):
     """A container's nerdctl label cannot be read: what it uses is unknown."""
 
 
-@attrs.define
-class NerdctlPruneReport:
-    networks_deleted: list[str] = attrs.Factory(list)
-    volumes_deleted: list[str] = attrs.Factory(list)
-    space_reclaimed: int = 0
-    errors: list[str] = attrs.Factory(list)
+class PruneRecord(Protocol):
+    """Where a prune writes down what it did (a `prune.PruneReport` is one)."""
+
+    networks_deleted: list[str]
+    volumes_deleted: list[str]
+    space_reclaimed: int
+    errors: list[str]
 
 
 async def prune_nerdctl_state(
@@ -171,7 +172,8 @@ async def prune_nerdctl_state(
     volumes: bool,
     dry_run: bool,
     paths: NerdctlPaths,
-) -> NerdctlPruneReport:
+    report: PruneRecord,
+) -> None:
     """Remove (or, in a dry run, list) nerdctl's unused networks and, with `volumes`,
     its unused anonymous volumes of `namespace`.
 
@@ -185,23 +187,24 @@ async def prune_nerdctl_state(
       volumes: Also prune anonymous volumes.
       dry_run: List only.
       paths: Where nerdctl keeps its state.
+      report: Gets the names removed (or that would be), the volumes' space, and the
+        failures.
 
-    Never raises for a failure: each is one line of `errors`.
+    Never raises for a failure: each is one line of `report.errors`.
     """
-    pruning = _Pruning(client, namespace, matches, gone, dry_run)
+    pruning = _Pruning(client, namespace, matches, gone, dry_run, report)
     store = data_store(paths, client.address)
     if store is None or not await trio.to_thread.run_sync(os.path.isdir, store):
-        return pruning.report  # nerdctl never ran against this containerd
+        return  # nerdctl never ran against this containerd
     try:
         await pruning.networks(paths.cni_netconf_path)
     except OSError as error:
-        pruning.report.errors.append(f"networks: {error}")
+        report.errors.append(f"networks: {error}")
     if volumes:
         try:
             await pruning.volumes(os.path.join(store, "volumes", namespace))
         except OSError as error:
-            pruning.report.errors.append(f"volumes: {error}")
-    return pruning.report
+            report.errors.append(f"volumes: {error}")
 
 
 @attrs.define
@@ -213,7 +216,7 @@ class _Pruning:
     matches: Matches
     gone: Collection[Container]
     dry_run: bool
-    report: NerdctlPruneReport = attrs.Factory(NerdctlPruneReport)
+    report: PruneRecord
 
     @property
     def gone_ids(self) -> set[str]:

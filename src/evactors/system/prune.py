@@ -169,7 +169,7 @@ async def prune(
         remaining = await client.containers(namespace)
 
     # Networks and volumes before images, in nerdctl's order.
-    nerdctl_state = await prune_nerdctl_state(
+    await prune_nerdctl_state(
         client,
         namespace,
         prune_filter.matches,
@@ -177,11 +177,8 @@ async def prune(
         volumes=volumes,
         dry_run=dry_run,
         paths=nerdctl_paths,
+        report=report,
     )
-    report.networks_deleted.extend(nerdctl_state.networks_deleted)
-    report.volumes_deleted.extend(nerdctl_state.volumes_deleted)
-    report.space_reclaimed += nerdctl_state.space_reclaimed
-    report.errors.extend(nerdctl_state.errors)
 
     in_use = {container.image for container in remaining}
     images = [
