@@ -122,13 +122,25 @@ class Channel:
           GrpcError: with the server's status, or DEADLINE_EXCEEDED, or UNAVAILABLE
             when the connection is lost.
         """
-        async with self._call(method, request, response_type, metadata, timeout) as call:
-            response = await call.receive()
-            if response is None:
-                raise GrpcError(StatusCode.INTERNAL, f"{method} answered without a message")
-            if await call.receive() is not None:
-                raise GrpcError(StatusCode.INTERNAL, f"{method} answered with several messages")
-            return response
+        # The whole call in one cancel scope and no helper objects: containerd's
+        # directory makes one such call per new container, on the events' path.
+        stream = self._start(method, metadata, timeout)
+        try:
+            with trio.move_on_at(_deadline(timeout)) as scope:
+                await stream.send_message(request.SerializeToString(), end_stream=True)
+                data = await stream.receive_message()
+                several = data is not None and await stream.receive_message() is not None
+            if scope.cancelled_caught:
+                raise GrpcError(StatusCode.DEADLINE_EXCEEDED, f"{method}: deadline exceeded")
+        finally:
+            # Normal end, error, or cancellation: a call that is not finished is reset.
+            stream.reset()
+        if several:
+            raise GrpcError(StatusCode.INTERNAL, f"{method} answered with several messages")
+        _raise_for_status(stream, method)
+        if data is None:
+            raise GrpcError(StatusCode.INTERNAL, f"{method} answered without a message")
+        return _decode(response_type, data, method)
 
     @asynccontextmanager
     async def unary_stream(
@@ -146,23 +158,8 @@ class Channel:
         stream has ended cancels the call (the server sees RST_STREAM at once).
         Arguments and errors as for `unary_unary`; the iterator raises them.
         """
-        async with self._call(method, request, response_type, metadata, timeout) as call:
-            yield call
-
-    @asynccontextmanager
-    async def _call(
-        self,
-        method: str,
-        request: Message,
-        response_type: type[ResponseT],
-        metadata: Metadata,
-        timeout: float | None,
-    ) -> AsyncGenerator[ResponseStream[ResponseT], None]:
-        service, _, name = method.removeprefix("/").partition("/")
-        if not service or not name or "/" in name:
-            raise ValueError(f"method {method!r} is not /package.Service/Method")
-        deadline = math.inf if timeout is None else trio.current_time() + timeout
-        stream = self._start(service, name, metadata, timeout)
+        deadline = _deadline(timeout)
+        stream = self._start(method, metadata, timeout)
         try:
             call = ResponseStream(stream, response_type, method, deadline)
             with trio.move_on_at(deadline) as scope:
@@ -174,9 +171,10 @@ class Channel:
             # Normal end, error, or cancellation: a call that is not finished is reset.
             stream.reset()
 
-    def _start(
-        self, service: str, name: str, metadata: Metadata, timeout: float | None
-    ) -> GrpcStream:
+    def _start(self, method: str, metadata: Metadata, timeout: float | None) -> GrpcStream:
+        service, _, name = method.removeprefix("/").partition("/")
+        if not service or not name or "/" in name:
+            raise ValueError(f"method {method!r} is not /package.Service/Method")
         protocol = self._connection.protocol
         try:
             stream = self._connection.open_stream(protocol.get_next_available_stream_id())
@@ -237,23 +235,33 @@ class ResponseStream(Generic[ResponseT]):
                 self._stream.reset()
                 raise GrpcError(StatusCode.DEADLINE_EXCEEDED, f"{self._method}: deadline exceeded")
         if data is None:
-            self._raise_for_status()
+            _raise_for_status(self._stream, self._method)
             return None
-        try:
-            return self._response_type.FromString(data)
-        except DecodeError as error:
-            raise GrpcError(
-                StatusCode.INTERNAL, f"{self._method}: cannot decode the response: {error}"
-            ) from None
+        return _decode(self._response_type, data, self._method)
 
-    def _raise_for_status(self) -> None:
-        trailers = self._stream.trailers
-        if trailers is None:
-            raise GrpcError(StatusCode.INTERNAL, f"{self._method}: stream ended without a status")
-        code, message = trailers.status.int_value, trailers.status.status_message
-        if code != StatusCode.OK:
-            try:
-                status = StatusCode(code)
-            except ValueError:
-                status = StatusCode.UNKNOWN
-            raise GrpcError(status, message)
+
+def _deadline(timeout: float | None) -> float:
+    return math.inf if timeout is None else trio.current_time() + timeout
+
+
+def _decode(response_type: type[ResponseT], data: bytes, method: str) -> ResponseT:
+    try:
+        return response_type.FromString(data)
+    except DecodeError as error:
+        raise GrpcError(
+            StatusCode.INTERNAL, f"{method}: cannot decode the response: {error}"
+        ) from None
+
+
+def _raise_for_status(stream: GrpcStream, method: str) -> None:
+    """Raise the call's status unless it is OK (the peer has ended its side)."""
+    trailers = stream.trailers
+    if trailers is None:
+        raise GrpcError(StatusCode.INTERNAL, f"{method}: stream ended without a status")
+    code, message = trailers.status.int_value, trailers.status.status_message
+    if code != StatusCode.OK:
+        try:
+            status = StatusCode(code)
+        except ValueError:
+            status = StatusCode.UNKNOWN
+        raise GrpcError(status, message)
