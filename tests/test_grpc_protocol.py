@@ -226,3 +226,65 @@ def test_only_whole_plain_messages_within_the_limit_skip_the_buffer():
         grpc_message(b"whole") + b"\x00\x00",  # a prefix cut short
     ):
         assert protocol._whole_messages(1, data) is None
+
+
+def open_request() -> tuple[GrpcProtocol, GrpcProtocol, int]:
+    """A client and a server with one call whose request has arrived, not yet answered."""
+    client = GrpcProtocol(client_side=True, max_message_length=LIMIT, max_concurrent_streams=10)
+    server = GrpcProtocol(client_side=False, max_message_length=LIMIT, max_concurrent_streams=10)
+    client.initiate_connection()
+    server.initiate_connection()
+    stream_id = client.get_next_available_stream_id()
+    client.start_request(stream_id, "http", "pkg.Service", "Method", authority="localhost")
+    client.send_data(stream_id, grpc_message(b"request"), end_stream=True)
+    exchange(client, server)
+    return client, server, stream_id
+
+
+def outcome(events: list) -> list:
+    """What a call's events say, comparable between two clients."""
+    said = []
+    for event in events:
+        status = getattr(event, "status", None)
+        said.append(
+            (
+                type(event).__name__,
+                event.stream_id,
+                getattr(event, "data", None),
+                None if status is None else (status.int_value, status.status_message),
+            )
+        )
+    return said
+
+
+@pytest.mark.parametrize("with_message", [False, True])
+def test_a_calls_last_header_block_read_by_the_protocol_says_what_h2_says(
+    with_message, monkeypatch
+):
+    (client, server, stream_id), (twin, twin_server, _) = open_request(), open_request()
+    fast, slow = [], []
+    if with_message:
+        for side in (server, twin_server):
+            side.start_response(stream_id)
+            side.send_data(stream_id, grpc_message(b"answer"))
+        fast += client.receive_data(server.data_to_send())
+        slow += GRPCConnection.receive_data(twin, twin_server.data_to_send())
+    for side in (server, twin_server):
+        side.end_call(stream_id, StatusCode.NOT_FOUND, 'container "x" in namespace "y": not found')
+    data, twin_data = server.data_to_send(), twin_server.data_to_send()
+    assert data == twin_data
+
+    slow += GRPCConnection.receive_data(twin, data)  # h2 all the way
+    monkeypatch.setattr(GRPCConnection, "receive_data", None)  # h2 is not asked now
+    fast += client.receive_data(data)
+
+    assert outcome(fast) == outcome(slow)
+    assert outcome(fast)[-1][-1] == (
+        StatusCode.NOT_FOUND,
+        'container "x" in namespace "y": not found',
+    )
+    for side in (client, twin):
+        assert side.h2_connection.streams[stream_id].state_machine.state.name == "CLOSED"
+    assert list(client.h2_connection.decoder.header_table.dynamic_entries) == list(
+        twin.h2_connection.decoder.header_table.dynamic_entries
+    )

@@ -8,6 +8,7 @@ import inspect
 from importlib.metadata import version
 
 import h2.connection
+import h2.stream
 from purerpc.grpclib import buffers, connection, events, headers, status
 
 from evactors.grpc._protocol import GrpcProtocol, _H2Connection
@@ -84,3 +85,27 @@ def test_h2_output_queue_the_writer_measures():
     assert protocol.pending_output == len(protocol.h2_connection._data_to_send) > 0
     protocol.data_to_send()
     assert protocol.pending_output == 0
+
+
+def test_h2_internals_the_fast_paths_rely_on():
+    # GrpcProtocol frames and reads DATA, and reads a call's last header block, itself
+    # (see its send_data, receive_data and _last_headers); tests/test_grpc_protocol.py
+    # checks that they do what h2 does.
+    assert list(inspect.signature(h2.connection._decode_headers).parameters) == [
+        "decoder",
+        "encoded_header_block",
+    ]
+    protocol = GrpcProtocol(client_side=True, max_message_length=1024, max_concurrent_streams=10)
+    connection = protocol.h2_connection
+    assert connection.incoming_buffer.data == b""
+    assert connection.incoming_buffer._preamble == b""
+    assert connection.incoming_buffer._headers_buffer == []
+    assert connection._inbound_flow_control_window_manager.current_window_size > 0
+    protocol.initiate_connection()
+    stream_id = protocol.get_next_available_stream_id()
+    protocol.start_request(stream_id, "http", "pkg.Service", "Method", authority="localhost")
+    stream = connection.streams[stream_id]
+    assert stream._inbound_window_manager.current_window_size > 0
+    assert stream._expected_content_length is None
+    assert stream.outbound_flow_control_window >= 0
+    assert stream.state_machine.state is h2.stream.StreamState.OPEN

@@ -83,6 +83,8 @@ _FRAME_HEADER: Final = struct.Struct(">HBBBL")
 _FRAME_HEADER_SIZE: Final = 9
 _DATA: Final = 0x0
 _STREAM_ID_MASK: Final = 0x7FFF_FFFF
+_HEADERS: Final = 0x1
+_LAST_HEADERS: Final = 0x1 | 0x4  # END_STREAM | END_HEADERS, no padding or priority
 # A gRPC message's prefix: compressed flag, length.
 _MESSAGE_PREFIX: Final = struct.Struct(">?I")
 # Where sending or receiving DATA changes no state of h2's (its state machines map these
@@ -292,20 +294,54 @@ class GrpcProtocol(GRPCConnection):  # type: ignore[misc]
             frame_end = start + (high << 8 | low)
             if frame_end > end:
                 break
-            if kind == _DATA and not flags:
+            if (kind == _DATA and not flags) or (kind == _HEADERS and flags == _LAST_HEADERS):
                 if to_h2 < offset:  # h2 first: those frames may change what this one means
                     events += super().receive_data(data[to_h2:offset])
                     to_h2 = offset
                 stream_id &= _STREAM_ID_MASK
-                if not incoming._headers_buffer and self._consume_inbound_windows(
-                    stream_id, frame_end - start
-                ):
-                    payload = bytes(data[start:frame_end])
-                    events += self._message_data(stream_id, payload, frame_end - start)
+                read = None
+                if incoming._headers_buffer:
+                    pass  # h2 is in the middle of a header block
+                elif kind == _DATA:
+                    if self._consume_inbound_windows(stream_id, frame_end - start):
+                        payload = bytes(data[start:frame_end])
+                        read = self._message_data(stream_id, payload, frame_end - start)
+                else:
+                    read = self._last_headers(stream_id, bytes(data[start:frame_end]))
+                if read is not None:
+                    events += read
                     to_h2 = frame_end
             offset = frame_end
         if to_h2 < end:
             events += super().receive_data(data[to_h2:])
+        return events
+
+    def _last_headers(self, stream_id: int, block: bytes) -> list[Any] | None:
+        """The events of a call's last header block (a response that is only a status,
+        or trailers), when it ends a stream we have finished sending on: such a block
+        takes h2's decoder and two steps of the stream's state machine, which are done
+        here without h2's frame objects and checks. None (nothing done) otherwise."""
+        h2_connection = self.h2_connection
+        stream = h2_connection.streams.get(stream_id)
+        if (
+            not h2_connection.config.client_side
+            or stream is None
+            or stream.state_machine.state is not h2.stream.StreamState.HALF_CLOSED_LOCAL
+            or h2_connection.state_machine.state not in _OPEN_CONNECTION
+        ):
+            return None
+        headers = h2.connection._decode_headers(h2_connection.decoder, block)
+        h2_connection.state_machine.process_input(h2.connection.ConnectionInputs.RECV_HEADERS)
+        received = stream.state_machine.process_input(h2.stream.StreamInputs.RECV_HEADERS)[0]
+        ended = stream.state_machine.process_input(h2.stream.StreamInputs.RECV_END_STREAM)[0]
+        received.stream_id = stream_id
+        received.stream_ended = ended
+        received.headers = [(name.decode(), value.decode()) for name, value in headers]
+        if isinstance(received, h2.events.TrailersReceived):
+            events = self._trailers_received(received)
+        else:
+            events = self._response_received(received)
+        events += self._stream_ended(ended)
         return events
 
     def _consume_inbound_windows(self, stream_id: int, size: int) -> bool:
