@@ -85,16 +85,35 @@ def test_the_client_reads_the_messages_of_frames_framed_by_the_protocol():
     assert messages == [b"one", b"two", b"x" * 5000]
 
 
-def test_the_last_frame_of_a_call_and_frames_past_the_window_go_through_h2():
+def test_frames_past_the_window_are_left_to_h2_which_refuses_them():
     _, server, stream_id = open_call()
     window = server.flow_control_window(stream_id)
     with pytest.raises(h2.exceptions.FlowControlError):
         server.send_data(stream_id, b"x" * (window + 1))
     assert server.data_to_send() == b""
-    server.send_data(stream_id, grpc_message(b"last"), end_stream=True)
-    assert server.h2_connection.streams[stream_id].state_machine.state.name == "CLOSED"
-    with pytest.raises(h2.exceptions.StreamClosedError):
-        server.send_data(stream_id, grpc_message(b"after the end"))
+
+
+@pytest.mark.parametrize("side", ["client", "server"])
+def test_a_frame_that_ends_the_stream_is_framed_and_ends_it_as_in_h2(side):
+    client, server, stream_id = open_call()
+    if side == "client":  # a request still being sent
+        client = GrpcProtocol(client_side=True, max_message_length=LIMIT, max_concurrent_streams=10)
+        client.initiate_connection()
+        client.data_to_send()
+        stream_id = client.get_next_available_stream_id()
+        client.start_request(stream_id, "http", "pkg.Service", "Method", authority="localhost")
+        client.data_to_send()
+    sender = client if side == "client" else server
+    message = grpc_message(b"last")
+
+    sender.send_data(stream_id, message, end_stream=True)
+
+    expected = DataFrame(stream_id, data=message, flags=["END_STREAM"]).serialize()
+    assert sender.data_to_send() == expected
+    state = sender.h2_connection.streams[stream_id].state_machine.state.name
+    assert state == ("HALF_CLOSED_LOCAL" if side == "client" else "CLOSED")
+    with pytest.raises(h2.exceptions.ProtocolError):  # as h2 refuses it
+        sender.send_data(stream_id, grpc_message(b"after the end"))
 
 
 def test_header_blocks_use_no_dynamic_table_and_are_encoded_once(monkeypatch):

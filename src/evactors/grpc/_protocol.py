@@ -84,7 +84,8 @@ _FRAME_HEADER_SIZE: Final = 9
 _DATA: Final = 0x0
 _STREAM_ID_MASK: Final = 0x7FFF_FFFF
 _HEADERS: Final = 0x1
-_LAST_HEADERS: Final = 0x1 | 0x4  # END_STREAM | END_HEADERS, no padding or priority
+_END_STREAM: Final = 0x1
+_LAST_HEADERS: Final = _END_STREAM | 0x4  # and END_HEADERS; no padding or priority
 # A gRPC message's prefix: compressed flag, length.
 _MESSAGE_PREFIX: Final = struct.Struct(">?I")
 # Where sending or receiving DATA changes no state of h2's (its state machines map these
@@ -246,19 +247,24 @@ class GrpcProtocol(GRPCConnection):  # type: ignore[misc]
     def send_data(self, stream_id: int, data: bytes, end_stream: bool = False) -> None:
         """Queue one DATA frame, which must fit the stream's window and the frame size.
 
-        A frame in the middle of a call (no END_STREAM) on an open stream of an open
-        connection changes no state in h2 but the two flow-control windows: that case,
-        nearly every frame of a server stream, is framed here, without h2's frame
-        objects. Everything else goes through h2, which checks and raises.
+        A frame on an open stream of an open connection changes no state in h2 but the
+        two flow-control windows, and with END_STREAM one step of the stream's state
+        machine: nearly every frame of a server stream, and a client's request, is
+        framed here, without h2's frame objects. Everything else goes through h2, which
+        checks and raises.
         """
         h2_connection = self.h2_connection
         stream = h2_connection.streams.get(stream_id)
         size = len(data)
-        if end_stream or stream is None or not self._frames_data_itself(stream, size):
+        if stream is None or not self._frames_data_itself(stream, size):
             super().send_data(stream_id, data, end_stream=end_stream)
             return
+        flags = 0
+        if end_stream:
+            stream.state_machine.process_input(h2.stream.StreamInputs.SEND_END_STREAM)
+            flags = _END_STREAM
         h2_connection._data_to_send += _FRAME_HEADER.pack(
-            size >> 8, size & 0xFF, _DATA, 0, stream_id
+            size >> 8, size & 0xFF, _DATA, flags, stream_id
         )
         h2_connection._data_to_send += data
         stream.outbound_flow_control_window -= size
