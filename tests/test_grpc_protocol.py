@@ -7,8 +7,10 @@ what h2 and any HPACK decoder expect.
 
 from __future__ import annotations
 
+import functools
 import struct
 
+import h2.connection
 import h2.exceptions
 import hpack
 import pytest
@@ -307,3 +309,32 @@ def test_a_calls_last_header_block_read_by_the_protocol_says_what_h2_says(
     assert list(client.h2_connection.decoder.header_table.dynamic_entries) == list(
         twin.h2_connection.decoder.header_table.dynamic_entries
     )
+
+
+@pytest.mark.parametrize("end_stream", [False, True])
+def test_a_request_opened_by_the_protocol_is_the_one_h2_would_open(end_stream, monkeypatch):
+    client, twin = (
+        GrpcProtocol(client_side=True, max_message_length=LIMIT, max_concurrent_streams=10)
+        for _ in range(2)
+    )
+    # The twin goes through h2's own send_headers.
+    twin.h2_connection.send_headers = functools.partial(
+        h2.connection.H2Connection.send_headers, twin.h2_connection
+    )
+    for side in (client, twin):
+        side.initiate_connection()
+        side.data_to_send()
+    stream_id = client.get_next_available_stream_id()
+    headers = [(":method", "POST"), (":scheme", "http"), (":path", "/pkg.Service/Method")]
+    headers += [(":authority", "localhost"), ("te", "trailers"), ("x-namespace", "ns")]
+
+    monkeypatch.setattr(h2.connection.H2Connection, "send_headers", None)  # only the twin's
+    for side in (client, twin):
+        side.h2_connection.send_headers(stream_id, headers, end_stream=end_stream)
+
+    assert client.data_to_send() == twin.data_to_send()
+    mine, theirs = (side.h2_connection.streams[stream_id] for side in (client, twin))
+    assert mine.state_machine.state == theirs.state_machine.state
+    assert (mine.request_method, mine._authority) == (theirs.request_method, theirs._authority)
+    assert client.h2_connection.highest_outbound_stream_id == stream_id
+    assert client.h2_connection.state_machine.state.name == "CLIENT_OPEN"  # was IDLE

@@ -32,7 +32,12 @@ import h2.events
 import h2.exceptions
 import h2.stream
 import hpack
-from h2.utilities import HeaderValidationFlags, validate_headers
+from h2.utilities import (
+    HeaderValidationFlags,
+    authority_from_headers,
+    extract_method_header,
+    validate_headers,
+)
 from purerpc.grpclib.buffers import MessageReadBuffer
 from purerpc.grpclib.config import GRPCConfiguration
 from purerpc.grpclib.connection import GRPCConnection
@@ -85,7 +90,8 @@ _DATA: Final = 0x0
 _STREAM_ID_MASK: Final = 0x7FFF_FFFF
 _HEADERS: Final = 0x1
 _END_STREAM: Final = 0x1
-_LAST_HEADERS: Final = _END_STREAM | 0x4  # and END_HEADERS; no padding or priority
+_END_HEADERS: Final = 0x4
+_LAST_HEADERS: Final = _END_STREAM | _END_HEADERS  # no padding or priority
 # A gRPC message's prefix: compressed flag, length.
 _MESSAGE_PREFIX: Final = struct.Struct(">?I")
 # Where sending or receiving DATA changes no state of h2's (its state machines map these
@@ -95,6 +101,10 @@ _SENDING_STATES: Final = frozenset(
 )
 _RECEIVING_STATES: Final = frozenset(
     {h2.stream.StreamState.OPEN, h2.stream.StreamState.HALF_CLOSED_LOCAL}
+)
+# Where a client may open a stream (the first request moves IDLE to CLIENT_OPEN).
+_OPENING_CONNECTION: Final = frozenset(
+    {h2.connection.ConnectionState.IDLE, h2.connection.ConnectionState.CLIENT_OPEN}
 )
 _OPEN_CONNECTION: Final = frozenset(
     {h2.connection.ConnectionState.CLIENT_OPEN, h2.connection.ConnectionState.SERVER_OPEN}
@@ -182,7 +192,40 @@ class _H2Connection(h2.connection.H2Connection):  # type: ignore[misc]
     then missed a block, so the whole connection is lost (purerpc gap 8). Here h2 sees
     no open inbound streams; `GrpcProtocol` refuses the extra stream alone, after its
     headers are decoded.
+
+    A client's request headers, which open a stream, are framed here without h2's frame
+    objects and header checks (`send_headers`).
     """
+
+    def send_headers(
+        self, stream_id: int, headers: Any, end_stream: bool = False, **priority: Any
+    ) -> None:
+        block = None
+        if (
+            self.config.client_side
+            and stream_id not in self.streams
+            and not any(value is not None for value in priority.values())
+            and self.state_machine.state in _OPENING_CONNECTION
+            and self.open_outbound_streams < self.remote_settings.max_concurrent_streams
+        ):
+            # The encoder never touches the dynamic table: encoding for nothing is harmless.
+            block = self.encoder.encode(headers)
+        if block is None or len(block) > self.max_outbound_frame_size:
+            super().send_headers(stream_id, headers, end_stream, **priority)
+            return
+        # What h2 does to open a stream with a request, but the frame itself.
+        self.state_machine.process_input(h2.connection.ConnectionInputs.SEND_HEADERS)
+        stream = self._begin_new_stream(stream_id, h2.connection.AllowedStreamIDs.ODD)
+        stream.state_machine.process_input(h2.stream.StreamInputs.SEND_HEADERS)
+        flags = _END_HEADERS
+        if end_stream:
+            stream.state_machine.process_input(h2.stream.StreamInputs.SEND_END_STREAM)
+            flags |= _END_STREAM
+        stream._authority = authority_from_headers(headers)
+        stream.request_method = extract_method_header(headers)
+        size = len(block)
+        self._data_to_send += _FRAME_HEADER.pack(size >> 8, size & 0xFF, _HEADERS, flags, stream_id)
+        self._data_to_send += block
 
     @property
     def open_inbound_streams(self) -> int:
