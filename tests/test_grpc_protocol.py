@@ -338,3 +338,22 @@ def test_a_request_opened_by_the_protocol_is_the_one_h2_would_open(end_stream, m
     assert (mine.request_method, mine._authority) == (theirs.request_method, theirs._authority)
     assert client.h2_connection.highest_outbound_stream_id == stream_id
     assert client.h2_connection.state_machine.state.name == "CLIENT_OPEN"  # was IDLE
+
+
+def test_a_last_header_block_that_cannot_be_decoded_ends_the_connection_as_in_h2():
+    (client, _, stream_id), (twin, _, _) = open_request(), open_request()
+    block = b"\xff\xff\xff\xff\x0f"  # an index far past both tables
+    frame = struct.pack(">HBBBL", 0, len(block), 0x1, 0x1 | 0x4, stream_id) + block
+    goaways = []
+    for receive, side in ((client.receive_data, client), (twin_receive(twin), twin)):
+        side.data_to_send()
+        with pytest.raises(h2.exceptions.ProtocolError):
+            receive(frame)
+        goaways.append(side.data_to_send())
+    assert goaways[0] == goaways[1]
+    assert goaways[0][3] == 0x7  # a GOAWAY frame
+
+
+def twin_receive(twin: GrpcProtocol):
+    """The twin's receive_data through h2 all the way."""
+    return functools.partial(GRPCConnection.receive_data, twin)

@@ -326,10 +326,12 @@ class GrpcProtocol(GRPCConnection):  # type: ignore[misc]
     def receive_data(self, data: bytes | bytearray) -> list[Any]:
         """The events of the frames in `data` (bytes from the peer, in order).
 
-        A DATA frame in the middle of a call (no END_STREAM, no padding) on an open
-        stream changes no state in h2 but the two inbound windows: such frames, nearly
-        all a stream of events is made of, are read here, without h2's frame objects.
-        Every other frame, and any frame while h2 holds part of one, goes through h2.
+        Two kinds of frame are read here, without h2's frame objects: a DATA frame in
+        the middle of a call (no END_STREAM, no padding) on an open stream, which
+        changes no state in h2 but the two inbound windows (nearly all a stream of
+        events is made of), and on a client a call's last header block
+        (`_last_headers`). Every other frame, and any frame while h2 holds part of one,
+        goes through h2, in order.
         """
         incoming = self.h2_connection.incoming_buffer
         if incoming.data or incoming._preamble:
@@ -379,7 +381,11 @@ class GrpcProtocol(GRPCConnection):  # type: ignore[misc]
             or h2_connection.state_machine.state not in _OPEN_CONNECTION
         ):
             return None
-        headers = h2.connection._decode_headers(h2_connection.decoder, block)
+        try:
+            headers = h2.connection._decode_headers(h2_connection.decoder, block)
+        except h2.exceptions.ProtocolError as error:
+            h2_connection._terminate_connection(error.error_code)  # GOAWAY, as h2 would
+            raise
         h2_connection.state_machine.process_input(h2.connection.ConnectionInputs.RECV_HEADERS)
         received = stream.state_machine.process_input(h2.stream.StreamInputs.RECV_HEADERS)[0]
         ended = stream.state_machine.process_input(h2.stream.StreamInputs.RECV_END_STREAM)[0]
