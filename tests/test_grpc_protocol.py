@@ -41,8 +41,8 @@ def exchange(client: GrpcProtocol, server: GrpcProtocol) -> tuple[list, list]:
         client_events += client.receive_data(to_client)
 
 
-def open_call() -> tuple[GrpcProtocol, GrpcProtocol, int]:
-    """A client and a server with one call whose response has started."""
+def open_request() -> tuple[GrpcProtocol, GrpcProtocol, int]:
+    """A client and a server with one call whose request has arrived, not yet answered."""
     client = GrpcProtocol(client_side=True, max_message_length=LIMIT, max_concurrent_streams=10)
     server = GrpcProtocol(client_side=False, max_message_length=LIMIT, max_concurrent_streams=10)
     client.initiate_connection()
@@ -52,6 +52,12 @@ def open_call() -> tuple[GrpcProtocol, GrpcProtocol, int]:
     client.send_data(stream_id, grpc_message(b"request"), end_stream=True)
     _, server_events = exchange(client, server)
     assert any(isinstance(event, RequestReceived) for event in server_events)
+    return client, server, stream_id
+
+
+def open_call() -> tuple[GrpcProtocol, GrpcProtocol, int]:
+    """A client and a server with one call whose response has started."""
+    client, server, stream_id = open_request()
     server.start_response(stream_id)
     client_events, _ = exchange(client, server)
     assert any(isinstance(event, ResponseReceived) for event in client_events)
@@ -247,19 +253,6 @@ def test_only_whole_plain_messages_within_the_limit_skip_the_buffer():
         grpc_message(b"whole") + b"\x00\x00",  # a prefix cut short
     ):
         assert protocol._whole_messages(1, data) is None
-
-
-def open_request() -> tuple[GrpcProtocol, GrpcProtocol, int]:
-    """A client and a server with one call whose request has arrived, not yet answered."""
-    client = GrpcProtocol(client_side=True, max_message_length=LIMIT, max_concurrent_streams=10)
-    server = GrpcProtocol(client_side=False, max_message_length=LIMIT, max_concurrent_streams=10)
-    client.initiate_connection()
-    server.initiate_connection()
-    stream_id = client.get_next_available_stream_id()
-    client.start_request(stream_id, "http", "pkg.Service", "Method", authority="localhost")
-    client.send_data(stream_id, grpc_message(b"request"), end_stream=True)
-    exchange(client, server)
-    return client, server, stream_id
 
 
 def outcome(events: list) -> list:
