@@ -350,3 +350,33 @@ def test_a_last_header_block_that_cannot_be_decoded_ends_the_connection_as_in_h2
 def twin_receive(twin: GrpcProtocol):
     """The twin's receive_data through h2 all the way."""
     return functools.partial(GRPCConnection.receive_data, twin)
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        struct.pack(">HBBBL", 0, 8, 0x6, 0, 0) + b"opaque!!",  # PING
+        struct.pack(">HBBBLL", 0, 4, 0x8, 0, 0, 12345),  # the connection's WINDOW_UPDATE
+    ],
+    ids=["ping", "window-update"],
+)
+def test_a_ping_or_a_window_update_read_by_the_protocol_does_what_h2_does(frame, monkeypatch):
+    (client, _, _), (twin, _, _) = open_call(), open_call()
+    for side in (client, twin):
+        side.data_to_send()
+    slow = GRPCConnection.receive_data(twin, frame)  # h2 all the way
+    monkeypatch.setattr(GRPCConnection, "receive_data", None)  # h2 is not asked now
+    fast = client.receive_data(frame)
+    assert [repr(event) for event in fast] == [repr(event) for event in slow]
+    assert client.data_to_send() == twin.data_to_send()  # the PING's answer, if any
+    assert (
+        client.h2_connection.outbound_flow_control_window
+        == twin.h2_connection.outbound_flow_control_window
+    )
+
+
+def test_a_window_update_h2_would_refuse_is_left_to_h2():
+    client, _, _ = open_call()
+    zero = struct.pack(">HBBBLL", 0, 4, 0x8, 0, 0, 0)
+    with pytest.raises(h2.exceptions.ProtocolError):
+        client.receive_data(zero)

@@ -89,9 +89,20 @@ _FRAME_HEADER_SIZE: Final = 9
 _DATA: Final = 0x0
 _STREAM_ID_MASK: Final = 0x7FFF_FFFF
 _HEADERS: Final = 0x1
+_PING: Final = 0x6
+_WINDOW_UPDATE: Final = 0x8
 _END_STREAM: Final = 0x1
 _END_HEADERS: Final = 0x4
+_ACK: Final = 0x1
 _LAST_HEADERS: Final = _END_STREAM | _END_HEADERS  # no padding or priority
+_PING_LENGTH: Final = 8
+_WINDOW_UPDATE_LENGTH: Final = 4
+_MAX_WINDOW: Final = 2**31 - 1
+# The (type, flags) of the frames `GrpcProtocol.receive_data` may read itself: DATA in
+# the middle of a call, a call's last header block, a PING, a WINDOW_UPDATE.
+_FRAMES_READ_HERE: Final = frozenset(
+    {(_DATA, 0), (_HEADERS, _LAST_HEADERS), (_PING, 0), (_WINDOW_UPDATE, 0)}
+)
 # A gRPC message's prefix: compressed flag, length.
 _MESSAGE_PREFIX: Final = struct.Struct(">?I")
 # Where sending or receiving DATA changes no state of h2's (its state machines map these
@@ -326,12 +337,13 @@ class GrpcProtocol(GRPCConnection):  # type: ignore[misc]
     def receive_data(self, data: bytes | bytearray) -> list[Any]:
         """The events of the frames in `data` (bytes from the peer, in order).
 
-        Two kinds of frame are read here, without h2's frame objects: a DATA frame in
-        the middle of a call (no END_STREAM, no padding) on an open stream, which
-        changes no state in h2 but the two inbound windows (nearly all a stream of
-        events is made of), and on a client a call's last header block
-        (`_last_headers`). Every other frame, and any frame while h2 holds part of one,
-        goes through h2, in order.
+        Some frames are read here, without h2's frame objects, doing what h2 would: a
+        DATA frame in the middle of a call (no END_STREAM, no padding) on an open
+        stream, which changes no state in h2 but the two inbound windows (nearly all a
+        stream of events is made of); on a client, a call's last header block
+        (`_last_headers`); a PING, answered; a WINDOW_UPDATE of the connection's window
+        (containerd sends the last two with every answer). Every other frame, and any
+        frame while h2 holds part of one, goes through h2, in order.
         """
         incoming = self.h2_connection.incoming_buffer
         if incoming.data or incoming._preamble:
@@ -345,20 +357,16 @@ class GrpcProtocol(GRPCConnection):  # type: ignore[misc]
             frame_end = start + (high << 8 | low)
             if frame_end > end:
                 break
-            if (kind == _DATA and not flags) or (kind == _HEADERS and flags == _LAST_HEADERS):
+            if (kind, flags) in _FRAMES_READ_HERE:
                 if to_h2 < offset:  # h2 first: those frames may change what this one means
                     events += super().receive_data(data[to_h2:offset])
                     to_h2 = offset
-                stream_id &= _STREAM_ID_MASK
+                # None: left to h2 (it is in the middle of a header block, or the frame
+                # is one that changes more in h2 than is done here).
                 read = None
-                if incoming._headers_buffer:
-                    pass  # h2 is in the middle of a header block
-                elif kind == _DATA:
-                    if self._consume_inbound_windows(stream_id, frame_end - start):
-                        payload = bytes(data[start:frame_end])
-                        read = self._message_data(stream_id, payload, frame_end - start)
-                else:
-                    read = self._last_headers(stream_id, bytes(data[start:frame_end]))
+                if not incoming._headers_buffer:
+                    payload = bytes(data[start:frame_end])
+                    read = self._read_frame(kind, stream_id & _STREAM_ID_MASK, payload)
                 if read is not None:
                     events += read
                     to_h2 = frame_end
@@ -366,6 +374,43 @@ class GrpcProtocol(GRPCConnection):  # type: ignore[misc]
         if to_h2 < end:
             events += super().receive_data(data[to_h2:])
         return events
+
+    def _read_frame(self, kind: int, stream_id: int, payload: bytes) -> list[Any] | None:
+        """The events of one frame of `_FRAMES_READ_HERE`; None: h2 must read it."""
+        if kind == _DATA:
+            if not self._consume_inbound_windows(stream_id, len(payload)):
+                return None
+            return self._message_data(stream_id, payload, len(payload))
+        if kind == _HEADERS:
+            return self._last_headers(stream_id, payload)
+        if stream_id or self.h2_connection.state_machine.state not in _OPEN_CONNECTION:
+            return None
+        if kind == _PING:
+            return self._ping(payload)
+        return self._connection_window_update(payload)
+
+    def _ping(self, opaque: bytes) -> list[Any] | None:
+        """Answer a PING (what h2 would queue; purerpc makes no event of it)."""
+        if len(opaque) != _PING_LENGTH:
+            return None
+        h2_connection = self.h2_connection
+        h2_connection.state_machine.process_input(h2.connection.ConnectionInputs.RECV_PING)
+        h2_connection._data_to_send += _FRAME_HEADER.pack(0, _PING_LENGTH, _PING, _ACK, 0)
+        h2_connection._data_to_send += opaque
+        return []
+
+    def _connection_window_update(self, payload: bytes) -> list[Any] | None:
+        """The peer opened the connection's window (what h2 would do, and purerpc's event)."""
+        if len(payload) != _WINDOW_UPDATE_LENGTH:
+            return None
+        increment = int.from_bytes(payload) & _STREAM_ID_MASK
+        h2_connection = self.h2_connection
+        window = h2_connection.outbound_flow_control_window + increment
+        if not increment or window > _MAX_WINDOW:
+            return None  # h2 reports the error
+        h2_connection.state_machine.process_input(h2.connection.ConnectionInputs.RECV_WINDOW_UPDATE)
+        h2_connection.outbound_flow_control_window = window
+        return [WindowUpdated(stream_id=0, delta=increment)]
 
     def _last_headers(self, stream_id: int, block: bytes) -> list[Any] | None:
         """The events of a call's last header block (a response that is only a status,
