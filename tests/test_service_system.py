@@ -33,7 +33,7 @@ from evactors.events.pipeline import EventPipeline
 from evactors.grpc import GrpcError, StatusCode
 from evactors.rpc import SystemService, open_system_client
 from evactors.system.prune import PruneFilter, prune
-from evactors.testing import PrivateContainerd, build_busybox_image
+from evactors.testing import ImageInfo, PrivateContainerd, build_busybox_image
 
 from ._evactors_helpers import eventually, receive, running_evactors, wait_until_live
 
@@ -364,15 +364,21 @@ async def test_an_image_in_use_stays_and_all_removes_it_once_its_container_is_go
     assert second.space_reclaimed == 0
 
 
-async def test_space_reclaimed_is_the_drop_in_the_content_store(client, space, tmp_path):
-    # A dangling image with blobs of its own: a layer of random bytes, imported under a
-    # digest-only name.
+async def import_dangling_image(space, tmp_path) -> ImageInfo:
+    """A dangling image with blobs of its own (a layer of random bytes), imported under a
+    digest-only name, the content store then collected."""
     payload = tmp_path / "payload"
     payload.write_bytes(secrets.token_bytes(20_000))
     digest_only = f"example.com/evactors/own@sha256:{secrets.token_hex(32)}"
     own = build_busybox_image(tmp_path / "own.tar", name=digest_only, busybox=payload)
     await space.ctr("images", "import", str(own.path))
     await space.collect_garbage()
+    return own
+
+
+async def test_space_reclaimed_is_the_drop_in_the_content_store(client, space, tmp_path):
+    own = await import_dangling_image(space, tmp_path)
+    digest_only = own.name
     assert await space.images() == {space.image, digest_only}
     before = await space.content_size()
 
@@ -721,12 +727,8 @@ async def test_space_reclaimed_adds_removed_volumes_to_the_drop_in_the_content_s
 ):
     from evactors.system.nerdctl import NerdctlPaths, data_store
 
-    payload = tmp_path / "payload"
-    payload.write_bytes(secrets.token_bytes(20_000))
-    digest_only = f"example.com/evactors/own@sha256:{secrets.token_hex(32)}"
-    own = build_busybox_image(tmp_path / "own.tar", name=digest_only, busybox=payload)
-    await space.ctr("images", "import", str(own.path))
-    await space.collect_garbage()
+    own = await import_dangling_image(space, tmp_path)
+    digest_only = own.name
     paths = NerdctlPaths(str(tmp_path / "nerdctl"), str(tmp_path / "net.d"))
     volume = Path(data_store(paths, f"unix://{containerd.address}") or "") / "volumes"
     volume = volume / space.name / "anon"
