@@ -95,7 +95,10 @@ def test_the_client_reads_the_messages_of_frames_framed_by_the_protocol():
 
 def test_frames_past_the_window_are_left_to_h2_which_refuses_them():
     _, server, stream_id = open_call()
-    window = server.flow_control_window(stream_id)
+    frame_size = server.h2_connection.max_outbound_frame_size
+    while (window := server.h2_connection.local_flow_control_window(stream_id)) >= frame_size:
+        server.send_data(stream_id, b"x" * frame_size)
+    server.data_to_send()
     with pytest.raises(h2.exceptions.FlowControlError):
         server.send_data(stream_id, b"x" * (window + 1))
     assert server.data_to_send() == b""
@@ -207,9 +210,43 @@ def test_frames_split_across_reads_and_mixed_with_others_keep_their_order():
     assert client.h2_connection.incoming_buffer.data == b""
 
 
+@pytest.mark.parametrize("cut", [1, 9, 10, 24, 25, 40])
+def test_frames_cut_short_wait_for_their_end_and_are_still_read_without_h2(cut, monkeypatch):
+    client, twin, server, stream_id = twin_clients()
+    for payload in (b"first", b"second", b"third"):
+        server.send_data(stream_id, grpc_message(payload))  # 19, 20, 19 bytes of frame
+    data = server.data_to_send()
+    slow = GRPCConnection.receive_data(twin, data)  # h2 all the way
+
+    monkeypatch.setattr(GRPCConnection, "receive_data", None)  # h2 is not asked now
+    fast = []
+    for start in range(0, len(data), cut):
+        fast += client.receive_data(data[start : start + cut])
+
+    assert [(e.stream_id, e.data) for e in fast] == [(e.stream_id, e.data) for e in slow]
+    assert windows(client, stream_id) == windows(twin, stream_id)
+    assert client.h2_connection.incoming_buffer.data == b""
+
+
+def test_a_frame_larger_than_accepted_is_refused_as_in_h2_but_at_its_header():
+    client, twin, _server, stream_id = twin_clients()
+    too_large = client.h2_connection.max_inbound_frame_size + 1
+    header = struct.pack(">HBBBL", too_large >> 8, too_large & 0xFF, 0x0, 0, stream_id)
+    with pytest.raises(h2.exceptions.FrameTooLargeError):
+        client.receive_data(header)  # h2 would wait for the whole frame first
+    with pytest.raises(h2.exceptions.FrameTooLargeError):
+        GRPCConnection.receive_data(twin, header + b"x" * too_large)
+    goaway = client.data_to_send()
+    assert goaway == twin.data_to_send()
+    assert goaway[3] == 0x7  # a GOAWAY frame
+
+
 def test_data_past_the_window_is_left_to_h2_which_refuses_it():
     client, _server, stream_id = open_call()
-    window = windows(client, stream_id)[1]
+    frame_size = client.h2_connection.max_inbound_frame_size
+    while (window := windows(client, stream_id)[1]) >= frame_size:
+        message = grpc_message(b"x" * (frame_size - 5))  # received, so never acknowledged
+        client.receive_data(DataFrame(stream_id, data=message).serialize())
     frame = DataFrame(stream_id, data=b"x" * (window + 1)).serialize()
     with pytest.raises(h2.exceptions.FlowControlError):
         client.receive_data(frame)

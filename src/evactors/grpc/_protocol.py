@@ -269,6 +269,11 @@ class GrpcProtocol(GRPCConnection):  # type: ignore[misc]
         with REFUSED_STREAM (which a client may retry).
     """
 
+    # The largest frame a peer may send (purerpc's is 16 MiB): HTTP/2's default, what
+    # grpc-go and grpcio send, and the most that h2 or `receive_data` hold of a frame
+    # that has not all arrived.
+    MAX_INBOUND_FRAME_SIZE = 16_384
+
     def __init__(
         self, *, client_side: bool, max_message_length: int, max_concurrent_streams: int
     ) -> None:
@@ -295,6 +300,10 @@ class GrpcProtocol(GRPCConnection):  # type: ignore[misc]
         self.h2_connection.clear_outbound_data_buffer()
         self._set_h2_connection_local_settings()
         self._responses_started: set[int] = set()
+        # The start of a frame whose end has not arrived yet, held here rather than in
+        # h2's buffer so that the frame is still read by `receive_data` once whole
+        # (when h2 holds part of a frame, every frame after it goes through h2).
+        self._partial_frame = b""
 
     # -- requests (server side) ------------------------------------------------------
 
@@ -343,9 +352,14 @@ class GrpcProtocol(GRPCConnection):  # type: ignore[misc]
         stream of events is made of); on a client, a call's last header block
         (`_last_headers`); a PING, answered; a WINDOW_UPDATE of the connection's window
         (containerd sends the last two with every answer). Every other frame, and any
-        frame while h2 holds part of one, goes through h2, in order.
+        frame while h2 holds part of one, goes through h2, in order. A frame cut short
+        at the end of `data` waits here for the rest (h2 would hold it, and then read
+        every frame after it itself: in a burst, nearly all).
         """
         incoming = self.h2_connection.incoming_buffer
+        if self._partial_frame:
+            data = self._partial_frame + data
+            self._partial_frame = b""
         if incoming.data or incoming._preamble:
             return super().receive_data(data)  # type: ignore[no-any-return]
         events: list[Any] = []
@@ -371,9 +385,28 @@ class GrpcProtocol(GRPCConnection):  # type: ignore[misc]
                     events += read
                     to_h2 = frame_end
             offset = frame_end
-        if to_h2 < end:
-            events += super().receive_data(data[to_h2:])
+        if to_h2 < offset:
+            events += super().receive_data(data[to_h2:offset])
+        if offset < end:
+            self._hold_partial_frame(data[offset:end])
         return events
+
+    def _hold_partial_frame(self, start: bytes | bytearray) -> None:
+        """Keep the start of a frame until the rest arrives, unless its header already
+        announces more than we accept: h2 would refuse that frame only once all of it
+        had arrived; we refuse it (as h2 does: GOAWAY, FrameTooLargeError) at once, so
+        what waits is never more than one frame of the size we accept."""
+        if len(start) >= _FRAME_HEADER_SIZE:
+            high, low = _FRAME_HEADER.unpack_from(start)[:2]
+            length = high << 8 | low
+            limit = self.h2_connection.max_inbound_frame_size
+            if length > limit:
+                error = h2.exceptions.FrameTooLargeError(
+                    f"Received overlong frame: length {length}, max {limit}"
+                )
+                self.h2_connection._terminate_connection(error.error_code)
+                raise error
+        self._partial_frame = bytes(start)
 
     def _read_frame(self, kind: int, stream_id: int, payload: bytes) -> list[Any] | None:
         """The events of one frame of `_FRAMES_READ_HERE`; None: h2 must read it."""
