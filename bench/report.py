@@ -498,20 +498,19 @@ def plot(path: Path, agg: dict[str, Any]) -> bool:
             fontsize=7,
         )
     latency.set(
-        xscale="log",
-        yscale="log",
         xlabel="K (client streams)",
         ylabel="latency, ms",
         title="Latency, steady scenarios (2,000/s at K=1 and 10, 200/s at K=100)",
     )
+    if not steady:  # a run of bursts only (--scenarios): nothing to put on a log scale
+        latency.axis("off")
     rate.set(
-        xscale="log",
-        yscale="log",
         xlabel="K (client streams)",
         ylabel="delivered events/s, all clients",
         title="Throughput (steady: the publisher's rate x K; burst: as fast as it goes)",
     )
-    for axis in (latency, rate):
+    for axis in (latency, rate) if steady else (rate,):
+        axis.set(xscale="log", yscale="log")
         axis.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:,.0f}"))
         axis.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
         axis.yaxis.set_major_formatter(FuncFormatter(_tick))
