@@ -16,7 +16,7 @@ import trio
 import trio.testing
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from evactors._generated.containerd.events import task_pb2
+from evactors._generated.containerd.events import container_pb2, task_pb2
 from evactors.containerd import Container, Envelope, NotFound, RawPayload, Unavailable
 from evactors.events.client_stream import (
     EndReason,
@@ -465,3 +465,58 @@ async def test_a_single_new_container_is_looked_up_alone(autojump_clock):
     emitted = await convert(source, ["c1", "c1"])
     assert source.calls == ["get c1"]
     assert [e.name for e in emitted] == ["name-c1", "name-c1"]
+
+
+@attrs.define
+class NewContainerEachTime:
+    """Every Get finds a new container of that id, named `<id>-<n>` for the n-th call."""
+
+    calls: list[str] = attrs.field(factory=list)
+
+    async def container(self, namespace, container_id):
+        self.calls.append(container_id)
+        labels = {"nerdctl/name": f"{container_id}-{len(self.calls)}"}
+        return Container(container_id, "busybox", labels, "runc", "overlayfs", container_id, 0, 0)
+
+    async def containers(self, namespace, filters=()):
+        raise AssertionError("one container: looked up alone")
+
+
+LIFE_OF_A_CONTAINER_ID = [
+    ("/containers/create", container_pb2.ContainerCreate(id="c0")),
+    ("/containers/delete", container_pb2.ContainerDelete(id="c0")),
+    ("/tasks/delete", task_pb2.TaskDelete(container_id="c0")),  # published late
+    ("/containers/create", container_pb2.ContainerCreate(id="c0")),  # the id again
+    ("/tasks/start", task_pb2.TaskStart(container_id="c0")),
+]
+
+
+async def test_a_deleted_container_keeps_its_name_until_its_id_is_created_again(autojump_clock):
+    send, receive = trio.open_memory_channel(10)
+    for n, (topic, payload) in enumerate(LIFE_OF_A_CONTAINER_ID):
+        send.send_nowait(Envelope(n, "default", topic, payload))
+    send.close()
+    source = NewContainerEachTime()
+    emitted: list[SystemEvent] = []
+    with trio.fail_after(10):
+        await run_converter(
+            receive, emitted.append, ContainerDirectory(lambda: source), Normalizer()
+        )
+    assert source.calls == ["c0", "c0"]
+    assert [(e.topic, e.name) for e in emitted] == [
+        ("/containers/create", "c0-1"),
+        ("/containers/delete", "c0-1"),
+        ("/tasks/delete", "c0-1"),
+        ("/containers/create", "c0-2"),
+        ("/tasks/start", "c0-2"),
+    ]
+
+
+def test_the_directory_forgets_deleted_containers_as_it_forgets_others():
+    directory = ContainerDirectory(lambda: None, size=2)
+    directory.updated("ns", "a", "img", {})
+    directory.deleted("ns", "a")
+    directory.updated("ns", "b", "img", {})
+    directory.updated("ns", "c", "img", {})  # "a" goes
+    assert set(directory._known) == {("ns", "b"), ("ns", "c")}
+    assert directory._deleted == set()

@@ -146,10 +146,13 @@ _IDENTIFIER: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 class ContainerDirectory:
     """Names, images and labels of containers, asked of containerd once per container.
 
-    /containers/update refreshes an entry from its payload and /containers/delete
-    forgets it (after its own event was normalized, so the destroy event still carries
-    the name). A container containerd does not know is remembered as unknown, so the
-    events of a short-lived container cost at most one lookup.
+    /containers/update refreshes an entry from its payload. /containers/delete marks it
+    deleted but keeps it: an event of the container that comes later (containerd does
+    not order events published concurrently) still carries its name, and costs no
+    lookup that could only answer NotFound; a /containers/create of the same id drops
+    the entry, so a new container of that id is looked up afresh. A container
+    containerd does not know is remembered as unknown, so the events of a short-lived
+    container cost at most one lookup.
 
     Args:
       source: containerd's client now, or None while containerd is away.
@@ -164,6 +167,8 @@ class ContainerDirectory:
         self._known: collections.OrderedDict[tuple[str, str], ContainerInfo | None] = (
             collections.OrderedDict()
         )
+        # Entries of `_known` whose container was deleted.
+        self._deleted: set[tuple[str, str]] = set()
 
     async def lookup(self, namespace: str, container_id: str) -> ContainerInfo | None:
         key = (namespace, container_id)
@@ -219,16 +224,28 @@ class ContainerDirectory:
     def _remember(self, key: tuple[str, str], info: ContainerInfo | None) -> None:
         self._known[key] = info
         self._known.move_to_end(key)
+        self._deleted.discard(key)
         while len(self._known) > self._size:
-            self._known.popitem(last=False)
+            evicted, _ = self._known.popitem(last=False)
+            self._deleted.discard(evicted)
+
+    def created(self, namespace: str, container_id: str) -> None:
+        """/containers/create: a deleted container's entry is not this container's."""
+        key = (namespace, container_id)
+        if key in self._deleted:
+            self._deleted.discard(key)
+            del self._known[key]
 
     def updated(
         self, namespace: str, container_id: str, image: str, labels: Mapping[str, str]
     ) -> None:
         self._remember((namespace, container_id), ContainerInfo.from_labels(image, labels))
 
-    def forget(self, namespace: str, container_id: str) -> None:
-        self._known.pop((namespace, container_id), None)
+    def deleted(self, namespace: str, container_id: str) -> None:
+        """/containers/delete (after its own event was normalized)."""
+        key = (namespace, container_id)
+        if key in self._known:
+            self._deleted.add(key)
 
 
 async def run_converter(
@@ -284,12 +301,14 @@ async def _convert(
 ) -> None:
     container = None
     if facts.container_id:
-        if item.topic == "/containers/update" and facts.labels is not None:
+        if item.topic == "/containers/create":
+            directory.created(item.namespace, facts.container_id)
+        elif item.topic == "/containers/update" and facts.labels is not None:
             directory.updated(item.namespace, facts.container_id, facts.image, facts.labels)
         container = await directory.lookup(item.namespace, facts.container_id)
     emit(normalizer.normalize(item, facts, container))
     if item.topic == "/containers/delete":
-        directory.forget(item.namespace, facts.container_id)
+        directory.deleted(item.namespace, facts.container_id)
 
 
 def _facts_of(envelope: Envelope) -> PayloadFacts:
