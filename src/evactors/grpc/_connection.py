@@ -3,9 +3,9 @@
 `GrpcConnection` owns a byte stream (unix or TCP socket) and a `GrpcProtocol` (the
 sans-IO state machine). It runs two tasks in a nursery that its opener provides:
 
-- the *reader* receives bytes, feeds them to the protocol and hands each event to its
-  `GrpcStream`; it never blocks on anything but the socket, so a slow call can never
-  stall the others;
+- the *reader* receives bytes (through `Reader`), feeds them to the protocol and hands
+  each event to its `GrpcStream`; it never blocks on anything but the socket, so a slow
+  call can never stall the others;
 - the *writer* is the task that writes to the socket. Everyone else queues frames in
   the protocol and calls `Writer.kick()` (do not wait), `Writer.write_now()` (write
   what the socket takes now if the writer is idle, leave it the rest) or
@@ -78,6 +78,49 @@ _RESET_STATUS: Final = {
 Metadata = Sequence[tuple[str, str | bytes]]
 # Events that mark the end of what the peer sends on a stream.
 _END_EVENTS = (RequestEnded, ResponseEnded)
+
+
+class Reader:
+    """Takes a connection's bytes from its socket, for the reader task.
+
+    trio's `SocketStream.receive_some` reads first and waits when nothing is there, and
+    after every read that finds something it yields to the scheduler once more. At a few
+    messages at a time a read nearly always finds one packet; the next read finds
+    nothing. So when the last read drained the socket (it returned less than asked
+    for), this one waits until the socket is readable and then reads once: one system
+    call and one scheduler round per wake-up instead of two and three.
+    """
+
+    def __init__(self, transport: trio.abc.Stream) -> None:
+        self._transport = transport
+        self._socket = transport.socket if isinstance(transport, trio.SocketStream) else None
+        self._drained = True
+
+    async def receive_some(self) -> bytes | bytearray:
+        """The next bytes from the peer; empty when it has closed its side.
+
+        Raises:
+          trio.BrokenResourceError: The connection broke.
+          trio.ClosedResourceError: The transport was closed (by this side).
+        """
+        if self._socket is None:
+            return await self._transport.receive_some(RECEIVE_CHUNK)
+        if self._drained:
+            await trio.lowlevel.wait_readable(self._socket)
+        else:
+            await trio.lowlevel.checkpoint()  # a long read must not starve the others
+        while True:
+            try:
+                # Non-blocking (trio's sockets are); the transport is closed only after
+                # the reader task has ended, so the descriptor is still this socket's.
+                data = os.read(self._socket.fileno(), RECEIVE_CHUNK)
+            except BlockingIOError:
+                await trio.lowlevel.wait_readable(self._socket)
+                continue
+            except OSError as error:
+                raise trio.BrokenResourceError(f"socket read failed: {error}") from error
+            self._drained = len(data) < RECEIVE_CHUNK
+            return data
 
 
 class Writer:
@@ -350,6 +393,7 @@ class GrpcConnection:
     name: str
     on_request: Callable[[GrpcStream], None] | None = None
     streams: dict[int, GrpcStream] = attrs.field(factory=dict, init=False)
+    reader: Reader = attrs.field(init=False)
     writer: Writer = attrs.field(init=False)
     closed: GrpcError | None = attrs.field(default=None, init=False)
     accepts_new_streams: bool = attrs.field(default=True, init=False)
@@ -359,6 +403,7 @@ class GrpcConnection:
     _goaway: ConnectionTerminated | None = attrs.field(default=None, init=False)
 
     def __attrs_post_init__(self) -> None:
+        self.reader = Reader(self.transport)
         self.writer = Writer(self.protocol, self.transport)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -410,7 +455,7 @@ class GrpcConnection:
     async def _read_until_closed(self) -> str:
         while True:
             try:
-                data = await self.transport.receive_some(RECEIVE_CHUNK)
+                data = await self.reader.receive_some()
             except (trio.BrokenResourceError, trio.ClosedResourceError) as error:
                 return f"connection broken ({error})"
             if not data:
