@@ -177,9 +177,10 @@ def rfc3339_nano(unix_ns: int) -> str:
 def _rfc3339_seconds(seconds: int) -> str:
     """`2026-12-04T15:53:10` for a Unix time in seconds: the events of one second (and a
     burst's are mostly of a few) share it."""
-    moment = _EPOCH + datetime.timedelta(seconds=seconds)
-    # Not %Y: Python pads it to four digits only on some platforms; Go always does.
-    return f"{moment.year:04d}-{moment:%m-%dT%H:%M:%S}"
+    m = _EPOCH + datetime.timedelta(seconds=seconds)
+    # The fields, not strftime (half the time; and %Y is padded to four digits only on
+    # some platforms, where Go always pads it).
+    return f"{m.year:04d}-{m.month:02d}-{m.day:02d}T{m.hour:02d}:{m.minute:02d}:{m.second:02d}"
 
 
 def go_time_string(unix_ns: int) -> str:
