@@ -2,7 +2,8 @@
 
 The reader: everything in order, then the end; one read per wake-up, and a checkpoint
 on every call. The writer: frames written at once when it is idle, the rest by its
-task, in order, whatever the socket takes at a time."""
+task, in order, whatever the socket takes at a time; a client's request written at
+once even beside other calls."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ import pytest
 import trio
 import trio.testing
 
-from evactors.grpc._connection import RECEIVE_CHUNK, Reader, Writer
+from evactors.grpc._connection import RECEIVE_CHUNK, GrpcConnection, Reader, Writer
+from evactors.grpc._protocol import GrpcProtocol
 
 
 class Queue:
@@ -127,3 +129,26 @@ async def test_an_idle_writer_leaves_nothing_for_its_task():
         writer.write_now()  # no task running: written by the call itself
         with trio.fail_after(5):
             assert await read_exactly(receiver, 5) == b"hello"
+
+
+async def test_a_clients_request_is_written_at_once_beside_another_open_call():
+    ours, peer = socket.socketpair()
+    peer.setblocking(False)
+    protocol = GrpcProtocol(client_side=True, max_message_length=1024, max_concurrent_streams=10)
+    transport = trio.SocketStream(trio.socket.from_stdlib_socket(ours))
+    connection = GrpcConnection(transport, protocol, "peer")
+    with peer, trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(connection.run)
+            await trio.testing.wait_all_tasks_blocked()
+            peer.recv(65536)  # the connection preface
+            streams = [connection.open_stream(n) for n in (1, 3)]  # a subscription and a call
+            for stream in streams:
+                protocol.start_request(
+                    stream.stream_id, "http", "pkg.Service", "Method", authority="localhost"
+                )
+            await streams[1].send_message(b"lookup", end_stream=True)
+            # No scheduling round since: the request is on the socket already (a server's
+            # sends leave it to the writer, which coalesces a fan-out).
+            assert b"lookup" in peer.recv(65536)
+            nursery.cancel_scope.cancel()

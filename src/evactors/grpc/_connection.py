@@ -356,10 +356,12 @@ class GrpcStream:
         writer = self.connection.writer
         if protocol.pending_output > WRITE_QUEUE_LIMIT:
             await writer.flush()
-        elif len(self.connection.streams) > 1:
+        elif len(self.connection.streams) > 1 and not protocol.config.client_side:
             # Other calls on this connection may be about to send too (a fan-out wakes
             # them in the same scheduling round): the writer, woken after them, writes
-            # what they all queued in one system call.
+            # what they all queued in one system call. (A client's calls are not woken
+            # together: containerd's connection carries the event subscription, which
+            # sends nothing after its request, and a container lookup at a time.)
             writer.kick()
             await trio.lowlevel.checkpoint_if_cancelled()
         else:
@@ -372,8 +374,10 @@ class GrpcStream:
         Synchronous, so it can run in cleanup code under cancellation.
         """
         if self.connection.forget(self):
-            self.connection.protocol.reset_stream(self.stream_id, error_code)
-            self.connection.writer.kick()
+            protocol = self.connection.protocol
+            protocol.reset_stream(self.stream_id, error_code)
+            if protocol.pending_output:  # nothing to send for a call that has ended
+                self.connection.writer.kick()
 
 
 @attrs.define(eq=False)
