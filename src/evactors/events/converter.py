@@ -29,8 +29,10 @@ from .status import EVENTS_MISSED_TOPIC, status_of, type_of
 LOGGER = logging.getLogger(__name__)
 
 _NO_FACTS: Final = PayloadFacts()
-# Envelopes the converter takes from its channel per wake-up (all of it, at most).
-CONVERTER_BATCH: Final = 64
+# Envelopes the converter takes from its channel per wake-up (all of it, at most). The
+# new containers of a batch are looked up in one call: in a burst, a batch of 256 makes
+# a quarter of the calls a batch of 64 did (about 7 % of evactors' CPU per event).
+CONVERTER_BATCH: Final = 256
 
 # The containerd label nerdctl keeps a container's name in.
 NAME_LABEL: Final = "nerdctl/name"

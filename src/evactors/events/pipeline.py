@@ -44,9 +44,10 @@ DEFAULT_HISTORY: Final = 10_000
 # is about two seconds of a busy host (2,000 events/s): enough to ride out a scheduling
 # hiccup, small enough that a stuck client costs little (the events are shared).
 DEFAULT_CLIENT_BACKLOG: Final = 4096
-# Envelopes read from containerd but not yet converted. Small: when the converter is
-# slow, the subscriber stops reading and containerd queues, not us.
-ENVELOPE_BUFFER: Final = 64
+# Envelopes read from containerd but not yet converted: a converter batch
+# (CONVERTER_BATCH). Small: when the converter is slow, the subscriber stops reading and
+# containerd queues, not us.
+ENVELOPE_BUFFER: Final = 256
 
 
 @attrs.frozen
