@@ -88,7 +88,7 @@ class Reader:
     messages at a time a read nearly always finds one packet; the next read finds
     nothing. So when the last read drained the socket (it returned less than asked
     for), this one waits until the socket is readable and then reads once: one system
-    call and one scheduler round per wake-up instead of two and three.
+    call and one scheduler round per wake-up instead of two of each.
     """
 
     def __init__(self, transport: trio.abc.Stream) -> None:
