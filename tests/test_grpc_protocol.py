@@ -8,13 +8,20 @@ what h2 and any HPACK decoder expect.
 from __future__ import annotations
 
 import functools
+import random
 import struct
 
 import h2.connection
 import h2.exceptions
 import hpack
 import pytest
-from hyperframe.frame import DataFrame
+from hyperframe.frame import (
+    ContinuationFrame,
+    DataFrame,
+    HeadersFrame,
+    PingFrame,
+    WindowUpdateFrame,
+)
 from purerpc.grpclib.connection import GRPCConnection
 
 from evactors.grpc import StatusCode
@@ -417,3 +424,46 @@ def test_a_window_update_h2_would_refuse_is_left_to_h2():
     zero = struct.pack(">HBBBLL", 0, 4, 0x8, 0, 0, 0)
     with pytest.raises(h2.exceptions.ProtocolError):
         client.receive_data(zero)
+
+
+def rest_of_a_call(server: GrpcProtocol, stream_id: int) -> bytes:
+    """Messages, a PING, the connection's WINDOW_UPDATE, and trailers in a HEADERS frame
+    and a CONTINUATION frame: the frames read here and those left to h2, mixed."""
+    for payload in (b"a" * 10, b"b" * 3000, b"c"):
+        server.send_data(stream_id, grpc_message(payload))
+    block = hpack.Encoder().encode([("grpc-status", "0"), ("grpc-message", "fine")])
+    headers = HeadersFrame(stream_id, data=block[:3], flags=["END_STREAM"])
+    continuation = ContinuationFrame(stream_id, data=block[3:], flags=["END_HEADERS"])
+    return b"".join(
+        [
+            server.data_to_send(),
+            PingFrame(0, opaque_data=b"12345678").serialize(),
+            WindowUpdateFrame(0, window_increment=1000).serialize(),
+            headers.serialize(),
+            continuation.serialize(),
+        ]
+    )
+
+
+@pytest.mark.parametrize("seed", range(25))
+def test_bytes_cut_anywhere_read_as_h2_reads_them_whole(seed):
+    client, twin, server, stream_id = twin_clients()
+    data = rest_of_a_call(server, stream_id)
+    for side in (client, twin):
+        side.data_to_send()
+    slow = GRPCConnection.receive_data(twin, data)  # h2 all the way, in one piece
+
+    cuts = random.Random(seed)
+    fast, offset = [], 0
+    while offset < len(data):
+        size = cuts.randint(1, 60)
+        fast += client.receive_data(data[offset : offset + size])
+        offset += size
+
+    assert outcome(fast) == outcome(slow)
+    assert isinstance(fast[-1], ResponseEnded)
+    assert client.data_to_send() == twin.data_to_send()  # the PING's answer
+    assert client.h2_connection.streams.keys() == twin.h2_connection.streams.keys()
+    assert client.h2_connection.outbound_flow_control_window == (
+        twin.h2_connection.outbound_flow_control_window
+    )
