@@ -26,6 +26,7 @@ import enum
 import functools
 import json
 import re
+from collections.abc import Callable
 from typing import Any, Final
 
 from google.protobuf.descriptor import FieldDescriptor
@@ -57,16 +58,12 @@ _ESCAPE_PATTERN = re.compile(r'\\(?:u[0-9a-fA-F]{4}|["\\/bfnrt])|[<>&\u2028\u202
 def payload_json(payload: Payload) -> str:
     """The payload as the JSON text `ctr events` prints for it."""
     if isinstance(payload, RawPayload):
-        return _encode(_any_value(payload.type_url, payload.value))
-    return _encode(_message_value(payload))
+        return _go_escaped(_any_json(payload.type_url, payload.value))
+    return _go_escaped(_message_json(payload))
 
 
-# One encoder for every payload (`json.dumps` with options builds one per call).
-_JSON_ENCODER: Final = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
-
-
-def _encode(value: Any) -> str:
-    text = _JSON_ENCODER.encode(value)
+def _go_escaped(text: str) -> str:
+    """`text` with the characters escaped that Go escapes and Python's json does not."""
     # Most payloads have nothing to rewrite: substring checks cost a twentieth of the
     # regular expression's pass (U+2028 and U+2029 are not ASCII).
     if (
@@ -80,32 +77,45 @@ def _encode(value: Any) -> str:
     return _ESCAPE_PATTERN.sub(lambda match: _GO_ESCAPES.get(match[0], match[0]), text)
 
 
+# A string as JSON text, as Python's json writes it with ensure_ascii=False (in C).
+_json_string: Final[Callable[[str], str]] = json.encoder.encode_basestring
+# For numbers that json writes its own way (floats: NaN, Infinity), should a payload
+# hold one.
+_JSON_ENCODER: Final = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
 # Descriptors are typed loosely: protobuf's stubs type them as a union of the pure-Python
 # and upb classes, which share the attributes used here but not a declared base.
 Descriptor = Any
 
 
-def _message_value(message: Message) -> dict[str, Any]:
+def _message_json(message: Message) -> str:
+    """The message as JSON text, written member by member from its field plan, with no
+    dict in between (the converter writes every event's payload)."""
     descriptor: Descriptor = message.DESCRIPTOR
     if descriptor.full_name == _ANY:
-        return _any_value(_field(message, "type_url"), _field(message, "value"))
-    result: dict[str, Any] = {}
-    for name, kind, item_field in _field_plan(descriptor):
+        return _any_json(_field(message, "type_url"), _field(message, "value"))
+    members = []
+    for name, kind, item_json, key in _field_plan(descriptor):
         value = getattr(message, name)
-        if kind is _Kind.MAP:
+        if kind is _Kind.SCALAR:
             if value:
-                result[name] = {key: _single_value(item_field, value[key]) for key in sorted(value)}
-        elif kind is _Kind.REPEATED:
-            if value:
-                result[name] = [_single_value(item_field, item) for item in value]
+                members.append(key + _scalar_json(value))
         elif kind is _Kind.TIMESTAMP:
-            result[name] = _timestamp_value(value) if message.HasField(name) else GO_ZERO_TIME
+            time = _timestamp_value(value) if message.HasField(name) else GO_ZERO_TIME
+            members.append(f'{key}"{time}"')
         elif kind is _Kind.MESSAGE:
             if message.HasField(name):
-                result[name] = _message_value(value)
-        elif value:
-            result[name] = base64.b64encode(value).decode("ascii") if kind is _Kind.BYTES else value
-    return result
+                members.append(key + _message_json(value))
+        elif kind is _Kind.BYTES:
+            if value:
+                members.append(key + _bytes_json(value))
+        elif kind is _Kind.REPEATED:
+            if value:
+                members.append(key + "[" + ",".join(map(item_json, value)) + "]")
+        elif value:  # a map, keys sorted
+            pairs = [_key_json(k) + ":" + item_json(value[k]) for k in sorted(value)]
+            members.append(key + "{" + ",".join(pairs) + "}")
+    return "{" + ",".join(members) + "}"
 
 
 class _Kind(enum.Enum):
@@ -119,53 +129,82 @@ class _Kind(enum.Enum):
     MAP = enum.auto()
 
 
+# A field's plan: its name, its kind, how to write one of its items (a list's, a map's
+# values) and its member key (`"name":`).
+_FieldPlan = tuple[str, _Kind, Callable[[Any], str], str]
+
+
 @functools.cache
-def _field_plan(descriptor: Descriptor) -> tuple[tuple[str, _Kind, Descriptor], ...]:
-    """Each field's name, kind, and the descriptor of its items (map values, list items):
-    reading descriptors (map options especially) is slow, and every event needs this."""
-    plan = []
+def _field_plan(descriptor: Descriptor) -> tuple[_FieldPlan, ...]:
+    """Each field's plan: reading descriptors (map options especially) is slow, and every
+    event needs this."""
+    plan: list[_FieldPlan] = []
     for field in descriptor.fields:
         message_type = field.message_type
+        key = _json_string(field.name) + ":"
         if message_type is not None and message_type.GetOptions().map_entry:
-            plan.append((field.name, _Kind.MAP, message_type.fields_by_name["value"]))
+            value_field = message_type.fields_by_name["value"]
+            plan.append((field.name, _Kind.MAP, _item_writer(value_field), key))
         elif field.is_repeated:
-            plan.append((field.name, _Kind.REPEATED, field))
+            plan.append((field.name, _Kind.REPEATED, _item_writer(field), key))
         elif message_type is not None and message_type.full_name == _TIMESTAMP:
-            plan.append((field.name, _Kind.TIMESTAMP, field))
+            plan.append((field.name, _Kind.TIMESTAMP, _quoted_timestamp, key))
         elif message_type is not None:
-            plan.append((field.name, _Kind.MESSAGE, field))
+            plan.append((field.name, _Kind.MESSAGE, _message_json, key))
         elif field.type == FieldDescriptor.TYPE_BYTES:
-            plan.append((field.name, _Kind.BYTES, field))
+            plan.append((field.name, _Kind.BYTES, _bytes_json, key))
         else:
-            plan.append((field.name, _Kind.SCALAR, field))
+            plan.append((field.name, _Kind.SCALAR, _scalar_json, key))
     return tuple(plan)
 
 
-def _single_value(field: Descriptor, value: Any) -> Any:
+def _item_writer(field: Descriptor) -> Callable[[Any], str]:
+    """How to write one item of a list field, or one value of a map field."""
     if field.message_type is None:
-        return _scalar_value(field, value)
+        return _bytes_json if field.type == FieldDescriptor.TYPE_BYTES else _scalar_json
     if field.message_type.full_name == _TIMESTAMP:
-        return _timestamp_value(value)
-    return _message_value(value)
+        return _quoted_timestamp
+    return _message_json
+
+
+def _scalar_json(value: str | float) -> str:
+    if isinstance(value, str):
+        return _json_string(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return f"{value:d}"
+    return _JSON_ENCODER.encode(value)
+
+
+def _key_json(key: str | int) -> str:
+    """A map key as a JSON member name (json's conversion of other keys to strings)."""
+    if isinstance(key, str):
+        return _json_string(key)
+    if isinstance(key, bool):
+        return '"true"' if key else '"false"'
+    return f'"{key}"'
+
+
+def _bytes_json(value: bytes) -> str:
+    return '"' + base64.b64encode(value).decode("ascii") + '"'
+
+
+def _quoted_timestamp(timestamp: Message) -> str:
+    return f'"{_timestamp_value(timestamp)}"'
 
 
 def _timestamp_value(timestamp: Message) -> str:
     return rfc3339_nano(_field(timestamp, "seconds") * _NS_PER_S + _field(timestamp, "nanos"))
 
 
-def _scalar_value(field: Descriptor, value: Any) -> Any:
-    if field.type == FieldDescriptor.TYPE_BYTES:
-        return base64.b64encode(value).decode("ascii")
-    return value
-
-
-def _any_value(type_url: str, value: bytes) -> dict[str, str]:
-    result = {}
+def _any_json(type_url: str, value: bytes) -> str:
+    members = []
     if type_url:
-        result["type_url"] = type_url
+        members.append('"type_url":' + _json_string(type_url))
     if value:
-        result["value"] = base64.b64encode(value).decode("ascii")
-    return result
+        members.append('"value":' + _bytes_json(value))
+    return "{" + ",".join(members) + "}"
 
 
 def _split(unix_ns: int) -> tuple[datetime.datetime, int]:
