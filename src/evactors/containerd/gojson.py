@@ -40,6 +40,7 @@ _NS_PER_S = 1_000_000_000
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
 # What Go prints for a time.Time that was never set (a timestamp absent on the wire).
 GO_ZERO_TIME = "0001-01-01T00:00:00Z"
+_GO_ZERO_TIME_JSON: Final = f'"{GO_ZERO_TIME}"'
 # Python's json escapes these differently from Go (which also escapes HTML characters).
 _GO_ESCAPES = {
     "\\b": "\\u0008",
@@ -95,42 +96,38 @@ def _message_json(message: Message) -> str:
     if descriptor.full_name == _ANY:
         return _any_json(_field(message, "type_url"), _field(message, "value"))
     members = []
-    for name, kind, item_json, key in _field_plan(descriptor):
+    for name, kind, write, key in _field_plan(descriptor):
         value = getattr(message, name)
-        if kind is _Kind.SCALAR:
+        if kind is _Kind.VALUE:
             if value:
-                members.append(key + _scalar_json(value))
+                members.append(key + write(value))
         elif kind is _Kind.TIMESTAMP:
-            time = _timestamp_value(value) if message.HasField(name) else GO_ZERO_TIME
-            members.append(f'{key}"{time}"')
+            members.append(key + (write(value) if message.HasField(name) else _GO_ZERO_TIME_JSON))
         elif kind is _Kind.MESSAGE:
             if message.HasField(name):
-                members.append(key + _message_json(value))
-        elif kind is _Kind.BYTES:
-            if value:
-                members.append(key + _bytes_json(value))
+                members.append(key + write(value))
         elif kind is _Kind.REPEATED:
             if value:
-                members.append(key + "[" + ",".join(map(item_json, value)) + "]")
+                members.append(key + "[" + ",".join(map(write, value)) + "]")
         elif value:  # a map, keys sorted
-            pairs = [_key_json(k) + ":" + item_json(value[k]) for k in sorted(value)]
+            pairs = [_key_json(k) + ":" + write(value[k]) for k in sorted(value)]
             members.append(key + "{" + ",".join(pairs) + "}")
     return "{" + ",".join(members) + "}"
 
 
 class _Kind(enum.Enum):
-    """How a field is rendered; worked out once per message type (`_field_plan`)."""
+    """When a field is omitted and how it is written; worked out once per message type
+    (`_field_plan`)."""
 
-    SCALAR = enum.auto()
-    BYTES = enum.auto()
-    TIMESTAMP = enum.auto()
-    MESSAGE = enum.auto()
-    REPEATED = enum.auto()
-    MAP = enum.auto()
+    VALUE = enum.auto()  # a scalar or bytes: omitted when zero
+    TIMESTAMP = enum.auto()  # never omitted
+    MESSAGE = enum.auto()  # omitted when unset
+    REPEATED = enum.auto()  # omitted when empty
+    MAP = enum.auto()  # omitted when empty
 
 
-# A field's plan: its name, its kind, how to write one of its items (a list's, a map's
-# values) and its member key (`"name":`).
+# A field's plan: its name, its kind, the writer of its value (of one item, for lists
+# and maps) and its member key (`"name":`).
 _FieldPlan = tuple[str, _Kind, Callable[[Any], str], str]
 
 
@@ -144,22 +141,20 @@ def _field_plan(descriptor: Descriptor) -> tuple[_FieldPlan, ...]:
         key = _json_string(field.name) + ":"
         if message_type is not None and message_type.GetOptions().map_entry:
             value_field = message_type.fields_by_name["value"]
-            plan.append((field.name, _Kind.MAP, _item_writer(value_field), key))
+            plan.append((field.name, _Kind.MAP, _writer(value_field), key))
         elif field.is_repeated:
-            plan.append((field.name, _Kind.REPEATED, _item_writer(field), key))
+            plan.append((field.name, _Kind.REPEATED, _writer(field), key))
         elif message_type is not None and message_type.full_name == _TIMESTAMP:
-            plan.append((field.name, _Kind.TIMESTAMP, _quoted_timestamp, key))
+            plan.append((field.name, _Kind.TIMESTAMP, _writer(field), key))
         elif message_type is not None:
-            plan.append((field.name, _Kind.MESSAGE, _message_json, key))
-        elif field.type == FieldDescriptor.TYPE_BYTES:
-            plan.append((field.name, _Kind.BYTES, _bytes_json, key))
+            plan.append((field.name, _Kind.MESSAGE, _writer(field), key))
         else:
-            plan.append((field.name, _Kind.SCALAR, _scalar_json, key))
+            plan.append((field.name, _Kind.VALUE, _writer(field), key))
     return tuple(plan)
 
 
-def _item_writer(field: Descriptor) -> Callable[[Any], str]:
-    """How to write one item of a list field, or one value of a map field."""
+def _writer(field: Descriptor) -> Callable[[Any], str]:
+    """How to write one value of the field's type (an item, for a list field)."""
     if field.message_type is None:
         return _bytes_json if field.type == FieldDescriptor.TYPE_BYTES else _scalar_json
     if field.message_type.full_name == _TIMESTAMP:
